@@ -1,0 +1,494 @@
+"""Datasets: OmniMedVQA's raw QA files, Med-R1's split files and medr1's own JSONL, into one record type.
+
+Every loader turns its records into :class:`Sample` (question, 2-6 options, gold letter, modality,
+question type, image path). A record that cannot be used (image missing, gold answer not among the
+options, an unknown field that is probably a typo) is reported with its file and record id and then
+skipped, or stops the load with ``on_error="raise"``; it is never dropped silently.
+
+Splits follow the paper (train on one modality or question type, test on all) but keep every image on
+one side: Med-R1's published splits share images between train and test, which inflates test scores.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from train.protocol import (
+    LETTERS,
+    MAX_OPTIONS,
+    MIN_OPTIONS,
+    build_prompt,
+    format_completion,
+    parse_response,
+    split_options,
+)
+
+logger = logging.getLogger(__name__)
+
+FORMATS = ("auto", "jsonl", "omnimedvqa", "medr1")
+
+# The paper's eight modalities and five question types, with the spellings found in OmniMedVQA.
+MODALITIES = ("CT", "MRI", "X-Ray", "Ultrasound", "Dermoscopy", "Fundus", "OCT", "Microscopy")
+QUESTION_TYPES = (
+    "Modality Recognition",
+    "Anatomy Identification",
+    "Disease Diagnosis",
+    "Lesion Grading",
+    "Biological Attribute Analysis",
+)
+_MODALITY_KEYS = [
+    ("oct", "OCT"),
+    ("optical coherence", "OCT"),
+    ("ct", "CT"),
+    ("computed tomography", "CT"),
+    ("mr", "MRI"),
+    ("magnetic", "MRI"),
+    ("x-ray", "X-Ray"),
+    ("xray", "X-Ray"),
+    ("x ray", "X-Ray"),
+    ("ultrasound", "Ultrasound"),
+    ("us", "Ultrasound"),
+    ("dermoscopy", "Dermoscopy"),
+    ("derm", "Dermoscopy"),
+    ("fundus", "Fundus"),
+    ("microscopy", "Microscopy"),
+]
+_QUESTION_TYPE_KEYS = [
+    ("modality", "Modality Recognition"),
+    ("anatomy", "Anatomy Identification"),
+    ("disease", "Disease Diagnosis"),
+    ("lesion", "Lesion Grading"),
+    ("grading", "Lesion Grading"),
+    ("biological", "Biological Attribute Analysis"),
+    ("attribute", "Biological Attribute Analysis"),
+]
+_ABBREVIATIONS = {
+    "MR": "Modality Recognition",
+    "AI": "Anatomy Identification",
+    "DD": "Disease Diagnosis",
+    "LG": "Lesion Grading",
+    "OBA": "Biological Attribute Analysis",
+}
+
+
+def _lookup(value: str, keys: list[tuple[str, str]], canonical: Sequence[str]) -> str | None:
+    text = value.strip()
+    for name in canonical:
+        if text.casefold() == name.casefold():
+            return name
+    words = re.findall(r"[a-z]+(?:-[a-z]+)?", text.casefold())
+    for key, name in keys:
+        if (
+            (" " in key and key in " ".join(words))
+            or key in words
+            or (len(key) > 3 and any(w.startswith(key) for w in words))
+        ):
+            return name
+    return None
+
+
+def normalise_modality(value: str | None) -> str | None:
+    """Map OmniMedVQA's spellings (``"CT(Computed Tomography)"``, ``"MR (Mag-netic ..."``) to the paper's names.
+
+    Unknown values are kept as given (stripped) so user-defined modalities still work.
+    """
+    if value is None or not str(value).strip():
+        return None
+    return _lookup(str(value), _MODALITY_KEYS, MODALITIES) or str(value).strip()
+
+
+def normalise_question_type(value: str | None) -> str | None:
+    """Map ``"Other Biological Attributes"``, ``"OBA"``... to the paper's five question types."""
+    if value is None or not str(value).strip():
+        return None
+    text = str(value).strip()
+    return _ABBREVIATIONS.get(text.upper()) or _lookup(text, _QUESTION_TYPE_KEYS, QUESTION_TYPES) or text
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One multiple-choice (or free-text) question about one image."""
+
+    id: str
+    image: str
+    """Absolute or root-relative path of the image file."""
+    question: str
+    options: list[str]
+    answer: str
+    """Gold option letter (A-F); the gold text for a free-text question (no options)."""
+    modality: str | None = None
+    question_type: str | None = None
+    source: str = ""
+    """File the record came from, for error messages."""
+
+    @property
+    def answer_text(self) -> str:
+        return self.options[LETTERS.index(self.answer)] if self.options else self.answer
+
+
+@dataclass(frozen=True)
+class RecordProblem:
+    """Why one record was not used."""
+
+    file: str
+    record_id: str
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.file}, record {self.record_id}: {self.reason}"
+
+
+class DataError(ValueError):
+    """A dataset that cannot be used as given; the message names the file and record."""
+
+
+@dataclass
+class LoadResult:
+    samples: list[Sample] = field(default_factory=list)
+    problems: list[RecordProblem] = field(default_factory=list)
+
+    def summary(self) -> dict[str, Any]:
+        """Counts per modality and question type, and the rejected records with reasons."""
+        return {
+            "samples": len(self.samples),
+            "modalities": dict(Counter(s.modality or "unknown" for s in self.samples).most_common()),
+            "question_types": dict(Counter(s.question_type or "unknown" for s in self.samples).most_common()),
+            "rejected": len(self.problems),
+            "problems": [str(p) for p in self.problems],
+        }
+
+
+_JSONL_FIELDS = {"id", "image", "question", "options", "answer", "modality", "question_type"}
+_OMNI_FIELDS = {
+    "question_id",
+    "question_type",
+    "question",
+    "gt_answer",
+    "image_path",
+    "modality_type",
+    "modality",
+    "dataset",
+} | {f"option_{letter}" for letter in LETTERS}
+_MEDR1_FIELDS = {"id", "image", "problem", "solution", "modality", "question_type"}
+
+
+def _read_records(path: Path) -> list[dict[str, Any]]:
+    text = path.read_text(encoding="utf-8")
+    stripped = text.lstrip()
+    try:
+        if stripped.startswith("["):
+            records = json.loads(text)
+        elif stripped.startswith("{") and path.suffix != ".jsonl" and "\n{" not in stripped:
+            records = [json.loads(text)]
+        else:
+            records = []
+            for number, line in enumerate(text.splitlines(), 1):
+                if line.strip():
+                    try:
+                        records.append(json.loads(line))
+                    except json.JSONDecodeError as exc:
+                        raise DataError(f"{path}, line {number}: not valid JSON ({exc.msg}).") from exc
+    except json.JSONDecodeError as exc:
+        raise DataError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}).") from exc
+    if not all(isinstance(r, dict) for r in records):
+        raise DataError(f"{path}: expected a list of JSON objects (one per question).")
+    return records
+
+
+def detect_format(record: dict[str, Any]) -> str:
+    """Tell the three formats apart by their fields."""
+    if "gt_answer" in record or "question_id" in record:
+        return "omnimedvqa"
+    if "problem" in record and "solution" in record:
+        return "medr1"
+    if "question" in record and "answer" in record:
+        return "jsonl"
+    raise DataError(
+        f"Unrecognised record with fields {sorted(record)}: expected medr1 JSONL (image, question, options, "
+        "answer), OmniMedVQA (question_id, question, gt_answer, option_A...) or Med-R1 (image, problem, solution)."
+    )
+
+
+def _gold_letter(gold: str, options: list[str]) -> str:
+    """The letter of ``gold``, given as a letter or as an option's exact text (case and spacing aside)."""
+    gold = str(gold).strip()
+    if len(gold) == 1 and gold.upper() in LETTERS[: len(options)]:
+        return gold.upper()
+    normal = " ".join(gold.split()).casefold()
+    matches = [i for i, o in enumerate(options) if " ".join(o.split()).casefold() == normal]
+    if len(matches) == 1:
+        return LETTERS[matches[0]]
+    raise ValueError(f"gold answer {gold!r} matches none of the options {options}")
+
+
+def _check_options(options: list[str]) -> None:
+    if not MIN_OPTIONS <= len(options) <= MAX_OPTIONS:
+        raise ValueError(f"{len(options)} options; a question needs {MIN_OPTIONS} to {MAX_OPTIONS}")
+    if any(not o.strip() for o in options):
+        raise ValueError("an option is empty")
+
+
+def _from_jsonl(record: dict[str, Any]) -> dict[str, Any]:
+    options = record.get("options") or []
+    if isinstance(options, dict):
+        options = [options[k] for k in sorted(options)]
+    options = [str(o).strip() for o in options]
+    if options:
+        _check_options(options)
+        answer = _gold_letter(record["answer"], options)
+    else:
+        answer = str(record["answer"]).strip()
+    return {
+        "image": record["image"],
+        "question": str(record["question"]),
+        "options": options,
+        "answer": answer,
+        "modality": record.get("modality"),
+        "question_type": record.get("question_type"),
+    }
+
+
+def _from_omnimedvqa(record: dict[str, Any]) -> dict[str, Any]:
+    options = [str(record[f"option_{letter}"]).strip() for letter in LETTERS if record.get(f"option_{letter}")]
+    _check_options(options)
+    return {
+        "image": record["image_path"],
+        "question": str(record["question"]),
+        "options": options,
+        "answer": _gold_letter(record["gt_answer"], options),
+        "modality": record.get("modality_type", record.get("modality")),
+        "question_type": record.get("question_type"),
+    }
+
+
+def _from_medr1(record: dict[str, Any]) -> dict[str, Any]:
+    question, options = split_options(str(record["problem"]))
+    _check_options(options)
+    parsed = parse_response(str(record["solution"]), options=options, style="no_think")
+    if parsed.letter is None:
+        raise ValueError(f"solution {record['solution']!r} names no option among {options}")
+    return {
+        "image": record["image"],
+        "question": question,
+        "options": options,
+        "answer": parsed.letter,
+        "modality": record.get("modality"),
+        "question_type": record.get("question_type"),
+    }
+
+
+_CONVERTERS = {
+    "jsonl": (_from_jsonl, _JSONL_FIELDS, "id"),
+    "omnimedvqa": (_from_omnimedvqa, _OMNI_FIELDS, "question_id"),
+    "medr1": (_from_medr1, _MEDR1_FIELDS, "id"),
+}
+
+
+def _name_in_path(path: Path, names: Sequence[str]) -> str | None:
+    """A modality or question type spelled out in the file's path (``.../CT.json``, ``Lesion_Grading/``)."""
+
+    def plain(text: str) -> str:
+        return re.sub(r"[\s_\-]+", "", text.casefold())
+
+    for part in reversed(path.with_suffix("").parts):
+        for name in names:
+            if plain(part) == plain(name):
+                return name
+    return None
+
+
+def load_samples(
+    path: str | Path,
+    image_root: str | Path | None = None,
+    fmt: str = "auto",
+    on_error: str = "skip",
+    modality: str | None = None,
+    question_type: str | None = None,
+    check_images: bool = True,
+) -> LoadResult:
+    """Load one dataset file (JSON list or JSON lines) into samples, reporting every bad record.
+
+    ``image_root`` is where relative image paths start (default: the file's folder). ``modality`` and
+    ``question_type`` fill records that lack them (Med-R1's split files carry neither; when not given
+    they are read from the file's path, e.g. ``Splits/modality/train/CT.json``).
+    """
+    if fmt not in FORMATS:
+        raise ValueError(f"Unknown dataset format {fmt!r}: use one of {', '.join(FORMATS)}.")
+    if on_error not in ("skip", "raise"):
+        raise ValueError("on_error must be 'skip' or 'raise'.")
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"Dataset file not found: {path}.")
+    root = Path(image_root) if image_root is not None else path.parent
+    records = _read_records(path)
+    if not records:
+        raise DataError(f"{path}: the file holds no records.")
+    detected = detect_format(records[0]) if fmt == "auto" else fmt
+    convert, known, id_field = _CONVERTERS[detected]
+    path_modality = _name_in_path(path, MODALITIES)
+    path_question_type = _name_in_path(path, QUESTION_TYPES)
+
+    result = LoadResult()
+    for index, record in enumerate(records):
+        record_id = str(record.get(id_field, index))
+        try:
+            unknown = sorted(set(record) - known)
+            if unknown:
+                raise ValueError(f"unknown field(s) {unknown}; known fields are {sorted(known)}")
+            fields = convert(record)
+            image = Path(str(fields["image"]).removeprefix("file://"))
+            image = image if image.is_absolute() else root / image
+            if check_images and not image.is_file():
+                raise ValueError(f"image not found: {image}")
+        except KeyError as exc:
+            problem = RecordProblem(str(path), record_id, f"missing field {exc.args[0]!r}")
+        except ValueError as exc:
+            problem = RecordProblem(str(path), record_id, str(exc))
+        else:
+            result.samples.append(
+                Sample(
+                    id=record_id,
+                    image=str(image),
+                    question=" ".join(fields["question"].split()),
+                    options=fields["options"],
+                    answer=fields["answer"],
+                    modality=normalise_modality(fields["modality"] or modality or path_modality),
+                    question_type=normalise_question_type(
+                        fields["question_type"] or question_type or path_question_type
+                    ),
+                    source=str(path),
+                )
+            )
+            continue
+        if on_error == "raise":
+            raise DataError(f"{problem}. Fix the record, or pass on_error='skip' to leave it out.")
+        result.problems.append(problem)
+    if result.problems:
+        logger.warning("%s: %d of %d records skipped:", path, len(result.problems), len(records))
+        for problem in result.problems[:20]:
+            logger.warning("  %s", problem)
+        if len(result.problems) > 20:
+            logger.warning("  ... and %d more", len(result.problems) - 20)
+    return result
+
+
+def load_many(paths: Iterable[str | Path], **kwargs: Any) -> LoadResult:
+    """Load several files (e.g. a directory of OmniMedVQA QA files) into one result."""
+    total = LoadResult()
+    for path in paths:
+        part = load_samples(path, **kwargs)
+        total.samples.extend(part.samples)
+        total.problems.extend(part.problems)
+    return total
+
+
+def dataset_files(path: str | Path) -> list[Path]:
+    """A file, or every ``*.json``/``*.jsonl`` under a directory (sorted, for determinism)."""
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".json", ".jsonl") and p.is_file())
+        if not files:
+            raise DataError(f"{path}: no .json or .jsonl files in this folder.")
+        return files
+    return [path]
+
+
+def _unit_hash(key: str, seed: int) -> float:
+    digest = hashlib.sha256(f"{seed}:{key}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") / 2**64
+
+
+def split_samples(
+    samples: Sequence[Sample], test_fraction: float = 0.2, seed: int = 42, group_by_image: bool = True
+) -> tuple[list[Sample], list[Sample]]:
+    """Deterministic train/test split; with ``group_by_image`` no image appears on both sides.
+
+    Each image (or question) is assigned by a seeded hash, so the split does not depend on file
+    order and adding records does not move existing ones across the split.
+    """
+    if not 0.0 <= test_fraction < 1.0:
+        raise ValueError("test_fraction must be in [0, 1).")
+    train, test = [], []
+    for sample in samples:
+        key = sample.image if group_by_image else f"{sample.source}:{sample.id}"
+        (test if _unit_hash(key, seed) < test_fraction else train).append(sample)
+    return train, test
+
+
+def select(
+    samples: Iterable[Sample], modalities: Sequence[str] | None = None, question_types: Sequence[str] | None = None
+) -> list[Sample]:
+    """Keep samples of the given modalities / question types (names normalised; None keeps all)."""
+    wanted_m = {normalise_modality(m) for m in modalities} if modalities else None
+    wanted_q = {normalise_question_type(q) for q in question_types} if question_types else None
+    return [
+        s
+        for s in samples
+        if (wanted_m is None or s.modality in wanted_m) and (wanted_q is None or s.question_type in wanted_q)
+    ]
+
+
+def to_hf_dataset(
+    samples: Sequence[Sample],
+    prompt_style: str = "think",
+    max_pixels: int | None = None,
+    min_pixels: int | None = None,
+    image_size: int | None = None,
+    with_targets: bool = False,
+):
+    """A ``datasets.Dataset`` in TRL's VLM layout: conversational ``prompt`` plus an ``image`` column.
+
+    ``with_targets`` adds SFT's ``completion`` column: the well-formed answer block for the gold letter.
+
+    Images are decoded lazily (on access, through ``train.images.load_image``) so a dataset of tens
+    of thousands of scans does not sit in memory; the other columns reach the reward functions.
+    """
+    from datasets import Dataset
+
+    from train.images import load_image
+
+    if not samples:
+        raise DataError("No samples to train or evaluate on: check the dataset path and the filters.")
+    rows = {
+        key: []
+        for key in (
+            "id",
+            "image_path",
+            "question",
+            "options",
+            "answer",
+            "modality",
+            "question_type",
+            "prompt",
+            "prompt_style",
+        )
+    }
+    for s in samples:
+        for key, value in asdict(s).items():
+            if key == "image":
+                rows["image_path"].append(value)
+            elif key in rows:
+                rows[key].append(value)
+        rows["prompt"].append([{"role": "user", "content": build_prompt(s.question, s.options, prompt_style)}])
+        rows["prompt_style"].append(prompt_style)
+        if with_targets:
+            target = format_completion("", s.answer, style="no_think")
+            rows.setdefault("completion", []).append([{"role": "assistant", "content": target}])
+    dataset = Dataset.from_dict(rows)
+
+    def attach_images(batch: dict[str, list]) -> dict[str, list]:
+        batch["image"] = [
+            load_image(p, max_pixels=max_pixels, min_pixels=min_pixels, size=image_size) for p in batch["image_path"]
+        ]
+        return batch
+
+    dataset.set_transform(attach_images)
+    return dataset

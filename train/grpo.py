@@ -1,0 +1,115 @@
+"""``medr1-train grpo``: Med-R1's GRPO fine-tuning of a Qwen2-VL-family model, LoRA by default.
+
+In the style of TRL's ``grpo_vlm.py`` example: our data options plus TRL's ``GRPOConfig`` and
+``ModelConfig``, parsed from flags and/or ``--config recipe.yaml``; the model, processor, dataset and
+rewards built here and handed to TRL's ``GRPOTrainer`` unchanged. Multi-GPU and multi-node runs are the
+same command under ``accelerate launch --config_file train/recipes/accelerate/zero2.yaml``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import logging
+import sys
+from pathlib import Path
+
+import torch
+
+from train.callbacks import MetricsFileCallback, StopOnSignalCallback, read_metrics
+from train.config import GRPOScriptArguments, MedR1ModelConfig
+from train.data import to_hf_dataset
+from train.model_io import load_model, load_processor, lora_config
+from train.prepare import device_flags, load_training_samples, resolve_resume, write_model_card
+from train.rewards import get_reward_funcs
+
+logger = logging.getLogger(__name__)
+
+
+def make_parser(prog: str = "medr1-train grpo"):
+    from trl import GRPOConfig, TrlParser
+
+    return TrlParser((GRPOScriptArguments, GRPOConfig, MedR1ModelConfig), prog=prog)
+
+
+def use_vllm(choice: str) -> bool:
+    """'auto' turns vLLM generation on when it is installed and a GPU is present."""
+    if choice not in ("auto", "on", "off"):
+        raise ValueError(f"--vllm must be auto, on or off, not {choice!r}.")
+    available = importlib.util.find_spec("vllm") is not None and torch.cuda.is_available()
+    if choice == "on" and not available:
+        raise RuntimeError("--vllm on needs the vllm package and a GPU: `pip install medr1[vllm]`, or use --vllm off.")
+    return choice == "on" or (choice == "auto" and available)
+
+
+def train(script_args: GRPOScriptArguments, training_args, model_args: MedR1ModelConfig) -> Path:
+    """Run GRPO and save the adapter (or full model), processor and model card; returns the output dir."""
+    from trl import GRPOTrainer
+
+    for module in script_args.reward_modules:
+        importlib.import_module(module)
+    reward_funcs = get_reward_funcs(script_args.reward_funcs)
+    if training_args.reward_weights is not None and len(training_args.reward_weights) != len(reward_funcs):
+        raise ValueError(
+            f"--reward_weights has {len(training_args.reward_weights)} values for {len(reward_funcs)} rewards "
+            f"({', '.join(script_args.reward_funcs)})."
+        )
+    training_args.use_vllm = use_vllm(script_args.vllm)
+    # Reward functions need every column (answer, options, prompt_style...).
+    training_args.remove_unused_columns = False
+
+    loaded, train_samples, _ = load_training_samples(script_args)
+    dataset = to_hf_dataset(
+        train_samples,
+        prompt_style=script_args.prompt_style,
+        max_pixels=script_args.max_pixels,
+        min_pixels=script_args.min_pixels,
+        image_size=script_args.image_size,
+    )
+    name = model_args.model_name_or_path
+    processor = load_processor(name, max_pixels=script_args.max_pixels, min_pixels=script_args.min_pixels)
+    dtype = model_args.dtype if torch.cuda.is_available() else "float32"
+    model = load_model(name, dtype=dtype, attn_implementation=model_args.attn_implementation)
+
+    output_dir = Path(training_args.output_dir)
+    metrics = MetricsFileCallback(script_args.metrics_file or output_dir / "metrics.jsonl")
+    trainer = GRPOTrainer(
+        model=model,
+        reward_funcs=reward_funcs,
+        args=training_args,
+        train_dataset=dataset,
+        processing_class=processor,
+        peft_config=lora_config(model_args),
+        callbacks=[metrics, StopOnSignalCallback()],
+    )
+    metrics.trainer = trainer
+    trainer.train(resume_from_checkpoint=resolve_resume(training_args.resume_from_checkpoint, str(output_dir)))
+    trainer.save_model(str(output_dir))
+    if trainer.accelerator.is_main_process:
+        logged = [r for r in read_metrics(metrics.path) if "reward" in r]
+        write_model_card(
+            output_dir,
+            "grpo",
+            model_args,
+            script_args,
+            training_args,
+            loaded,
+            len(train_samples),
+            rewards=list(script_args.reward_funcs),
+            final_metrics={k: v for k, v in (logged[-1] if logged else {}).items() if k != "samples"},
+        )
+        logger.info("Saved to %s", output_dir)
+    trainer.accelerator.wait_for_everyone()
+    return output_dir
+
+
+def main(argv: list[str] | None = None) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    script_args, training_args, model_args = make_parser().parse_args_and_config(
+        args=device_flags(list(sys.argv[1:] if argv is None else argv))
+    )
+    train(script_args, training_args, model_args)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

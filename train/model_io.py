@@ -1,0 +1,125 @@
+"""Loading a VLM and its processor for training or inference, and the LoRA adapter configuration.
+
+Kept in one place so training, evaluation and the app load models identically (dtype, image size
+bounds, processor), and so the error for a model that is neither cached nor reachable is one clear
+message instead of a stack of hub retries.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from pathlib import Path
+from typing import Any
+
+import torch
+
+logger = logging.getLogger(__name__)
+
+
+class ModelLoadError(RuntimeError):
+    """A model or adapter that cannot be loaded; the message says what to do."""
+
+
+def default_dtype(requested: str | None = None) -> torch.dtype:
+    """bf16 on a GPU that supports it, float32 elsewhere ('auto'/None), else the named dtype."""
+    if requested not in (None, "auto"):
+        return getattr(torch, requested)
+    if torch.cuda.is_available() and torch.cuda.is_bf16_supported():
+        return torch.bfloat16
+    return torch.float32
+
+
+def _explain(name: str, exc: Exception) -> ModelLoadError:
+    offline = os.environ.get("HF_HUB_OFFLINE") == "1" or "offline" in str(exc).lower()
+    where = "not a local folder" if not Path(name).exists() else "a local folder that is not a complete checkpoint"
+    hint = (
+        "The model hub is not reachable and these weights are not in the local cache. "
+        if offline or "connect" in str(exc).lower() or "resolve" in str(exc).lower()
+        else ""
+    )
+    return ModelLoadError(
+        f"Could not load model {name!r} ({where}). {hint}Download it once where the hub is reachable "
+        f"(`hf download {name}`), or pass a local checkpoint with --model PATH "
+        f"(for offline checks: `medr1-train tiny-model DIR`). Cause: {type(exc).__name__}: {exc}"
+    )
+
+
+def load_processor(name: str, max_pixels: int | None = None, min_pixels: int | None = None) -> Any:
+    """The model's processor with image-size bounds set, left padding for batched generation."""
+    from transformers import AutoProcessor
+
+    kwargs: dict[str, Any] = {}
+    if max_pixels is not None:
+        kwargs["max_pixels"] = max_pixels
+    if min_pixels is not None:
+        kwargs["min_pixels"] = min_pixels
+    try:
+        processor = AutoProcessor.from_pretrained(name, **kwargs)
+    except (OSError, ValueError) as exc:
+        raise _explain(name, exc) from exc
+    if getattr(processor, "tokenizer", None) is None or getattr(processor, "image_processor", None) is None:
+        raise ModelLoadError(
+            f"{name!r} has no image processor: it is not a vision-language checkpoint (or torchvision is missing)."
+        )
+    processor.tokenizer.padding_side = "left"
+    return processor
+
+
+def load_model(name: str, dtype: str | torch.dtype | None = None, attn_implementation: str | None = None, **kwargs):
+    """A Qwen2-VL-family model for conditional generation, on CPU, in ``dtype`` (default: see above)."""
+    from transformers import AutoModelForImageTextToText
+
+    torch_dtype = dtype if isinstance(dtype, torch.dtype) else default_dtype(dtype)
+    try:
+        return AutoModelForImageTextToText.from_pretrained(
+            name, dtype=torch_dtype, attn_implementation=attn_implementation, **kwargs
+        )
+    except (OSError, ValueError) as exc:
+        raise _explain(name, exc) from exc
+
+
+def load_for_inference(name: str, adapter: str | None = None, dtype: str | None = None, device: str | None = None):
+    """Model (with an optional LoRA adapter merged) in eval mode on ``device`` (default: cuda if present)."""
+    model = load_model(name, dtype=dtype)
+    if adapter:
+        from peft import PeftModel
+
+        try:
+            model = PeftModel.from_pretrained(model, adapter).merge_and_unload()
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(f"Could not load LoRA adapter {adapter!r} onto {name!r}: {exc}") from exc
+    device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+    return model.to(device).eval()
+
+
+def adapter_base(adapter_dir: str | Path) -> str | None:
+    """The base model an adapter was trained on (from its ``adapter_config.json``)."""
+    import json
+
+    config = Path(adapter_dir) / "adapter_config.json"
+    if not config.is_file():
+        return None
+    return json.loads(config.read_text()).get("base_model_name_or_path")
+
+
+def lora_config(model_args: Any):
+    """PEFT LoRA config from TRL's ``ModelConfig`` fields; None for full fine-tuning."""
+    if not model_args.use_peft:
+        return None
+    from peft import LoraConfig
+
+    from train.config import LANGUAGE_MODEL_LORA_TARGETS
+
+    targets = model_args.lora_target_modules or LANGUAGE_MODEL_LORA_TARGETS
+    return LoraConfig(
+        task_type="CAUSAL_LM",
+        r=model_args.lora_r,
+        lora_alpha=model_args.lora_alpha,
+        lora_dropout=model_args.lora_dropout,
+        target_modules=targets,
+        bias="none",
+        use_rslora=model_args.use_rslora,
+        use_dora=model_args.use_dora,
+        modules_to_save=model_args.lora_modules_to_save,
+    )

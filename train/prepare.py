@@ -1,0 +1,156 @@
+"""What GRPO and SFT runs share: data selection, device defaults, resuming and the model card."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from train.config import DataArguments
+from train.data import DataError, LoadResult, dataset_files, load_many, select, split_samples
+
+logger = logging.getLogger(__name__)
+
+
+def load_training_samples(data_args: DataArguments) -> tuple[LoadResult, list, list]:
+    """Load, filter and split the data: returns (everything loaded, train samples, held-out samples).
+
+    The split is made over all modalities first and the training filter applied after, so the
+    held-out side is the same set of images whichever modality a run trains on (the paper's
+    train-on-one, test-on-all design).
+    """
+    if not data_args.dataset_path:
+        raise DataError("No dataset given: pass --dataset_path FILE_OR_FOLDER (medr1 JSONL, OmniMedVQA or Med-R1).")
+    files = [f for p in data_args.dataset_path for f in dataset_files(p)]
+    loaded = load_many(
+        files, image_root=data_args.image_root, fmt=data_args.dataset_format, on_error=data_args.on_bad_record
+    )
+    train, test = split_samples(loaded.samples, data_args.test_fraction, data_args.split_seed)
+    train = select(train, data_args.train_modalities, data_args.train_question_types)
+    if data_args.max_samples is not None:
+        train = train[: data_args.max_samples]
+    if not train:
+        raise DataError(
+            f"No training questions left from {len(loaded.samples)} loaded: check --train_modalities "
+            f"{data_args.train_modalities} / --train_question_types {data_args.train_question_types} against "
+            f"the data's modalities {sorted(loaded.summary()['modalities'])}."
+        )
+    logger.info(
+        "Training on %d questions (%d held out, %d records rejected).", len(train), len(test), len(loaded.problems)
+    )
+    return loaded, train, test
+
+
+def device_flags(argv: list[str]) -> list[str]:
+    """Without a GPU, train in float32 on the CPU: TRL defaults to bf16, which the CPU check rejects.
+
+    Prepended to the command line, so an explicit flag from the user still wins, and a GPU recipe's
+    ``bf16: true`` does not stop a CPU smoke run of the same recipe.
+    """
+    if torch.cuda.is_available():
+        return argv
+    logger.warning("No GPU found: training in float32 on the CPU.")
+    return ["--bf16", "false", "--use_cpu", "true", *argv]
+
+
+def resolve_resume(value: str | bool | None, output_dir: str) -> str | bool | None:
+    """``--resume_from_checkpoint auto|true|last`` resumes the latest checkpoint if there is one.
+
+    With 'auto' a first run simply starts, so the same command restarts a crashed job.
+    """
+    if value is None or value is False:
+        return None
+    if isinstance(value, str) and value.lower() in ("auto", "true", "last"):
+        from transformers.trainer_utils import get_last_checkpoint
+
+        last = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+        if last is None:
+            if value.lower() != "auto":
+                raise FileNotFoundError(f"No checkpoint to resume in {output_dir}.")
+            return None
+        logger.info("Resuming from %s", last)
+        return last
+    return value
+
+
+def write_model_card(
+    output_dir: str | Path,
+    kind: str,
+    model_args: Any,
+    data_args: DataArguments,
+    training_args: Any,
+    loaded: LoadResult,
+    n_train: int,
+    rewards: list[str] | None = None,
+    final_metrics: dict[str, Any] | None = None,
+) -> Path:
+    """README.md and medr1_card.json next to the saved weights: what it is, trained on what, and how."""
+    output_dir = Path(output_dir)
+    from train.tiny_model import is_tiny_random
+
+    base = model_args.model_name_or_path
+    tiny = Path(base).is_dir() and is_tiny_random(base)
+    summary = loaded.summary()
+    card = {
+        "kind": kind,
+        "base_model": base,
+        "adapter": bool(model_args.use_peft),
+        "tiny_random_base": tiny,
+        "data": {
+            "files": list(data_args.dataset_path),
+            "train_questions": n_train,
+            "modalities": summary["modalities"],
+            "question_types": summary["question_types"],
+            "rejected_records": summary["rejected"],
+            "train_modalities": data_args.train_modalities,
+            "train_question_types": data_args.train_question_types,
+        },
+        "rewards": rewards,
+        "reward_weights": getattr(training_args, "reward_weights", None),
+        "data_config": asdict(data_args),
+        "training_config": {
+            k: getattr(training_args, k, None)
+            for k in (
+                "learning_rate",
+                "num_train_epochs",
+                "max_steps",
+                "per_device_train_batch_size",
+                "gradient_accumulation_steps",
+                "num_generations",
+                "beta",
+                "temperature",
+                "max_completion_length",
+                "loss_type",
+                "seed",
+                "bf16",
+            )
+        },
+        "lora": {k: getattr(model_args, k) for k in ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")},
+        "final_metrics": final_metrics or {},
+    }
+    (output_dir / "medr1_card.json").write_text(json.dumps(card, indent=2, default=str))
+    warning = (
+        "\n> **Tiny random base model: this checkpoint exists to test the pipeline; its answers are meaningless.**\n"
+        if tiny
+        else ""
+    )
+    what = "LoRA adapter" if model_args.use_peft else "fully fine-tuned model"
+    rewards_line = f"- Rewards: {', '.join(rewards)} (weights {card['reward_weights']})\n" if rewards else ""
+    (output_dir / "README.md").write_text(
+        f"---\nbase_model: {base}\nlibrary_name: {'peft' if model_args.use_peft else 'transformers'}\n"
+        f"tags: [medr1, {kind}, medical-imaging, vision-language]\n---\n\n"
+        f"# medr1 {kind.upper()} {what}\n{warning}\n"
+        f"- Base model: `{base}`\n"
+        f"- Data: {', '.join(map(str, data_args.dataset_path))}: {n_train} training questions; "
+        f"modalities {summary['modalities']}; question types {summary['question_types']}\n"
+        f"{rewards_line}"
+        f"- Prompt: {data_args.prompt_style}; images max_pixels={data_args.max_pixels}, "
+        f"image_size={data_args.image_size}\n"
+        f"- Full configuration: `medr1_card.json`\n\n"
+        "Research use only: not a medical device, not for diagnosis.\n"
+    )
+    return output_dir / "README.md"
