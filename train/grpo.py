@@ -42,8 +42,13 @@ def use_vllm(choice: str) -> bool:
     return choice == "on" or (choice == "auto" and available)
 
 
-def train(script_args: GRPOScriptArguments, training_args, model_args: MedR1ModelConfig) -> Path:
-    """Run GRPO and save the adapter (or full model), processor and model card; returns the output dir."""
+def train(
+    script_args: GRPOScriptArguments, training_args, model_args: MedR1ModelConfig, callbacks: list | None = None
+) -> Path:
+    """Run GRPO and save the adapter (or full model), processor and model card; returns the output dir.
+
+    ``callbacks`` are extra ``TrainerCallback``s (the app's progress reporting, tests' probes).
+    """
     from trl import GRPOTrainer
 
     for module in script_args.reward_modules:
@@ -80,7 +85,7 @@ def train(script_args: GRPOScriptArguments, training_args, model_args: MedR1Mode
         train_dataset=dataset,
         processing_class=processor,
         peft_config=lora_config(model_args),
-        callbacks=[metrics, StopOnSignalCallback()],
+        callbacks=[metrics, StopOnSignalCallback(), *(callbacks or [])],
     )
     metrics.trainer = trainer
     trainer.train(resume_from_checkpoint=resolve_resume(training_args.resume_from_checkpoint, str(output_dir)))

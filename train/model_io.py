@@ -49,11 +49,21 @@ def load_processor(name: str, max_pixels: int | None = None, min_pixels: int | N
     """The model's processor with image-size bounds set, left padding for batched generation."""
     from transformers import AutoProcessor
 
+    # Bounds go in as the image processor's ``size`` (min/max_pixels kwargs are deprecated in transformers 5).
     kwargs: dict[str, Any] = {}
-    if max_pixels is not None:
-        kwargs["max_pixels"] = max_pixels
-    if min_pixels is not None:
-        kwargs["min_pixels"] = min_pixels
+    if max_pixels is not None or min_pixels is not None:
+        from transformers import AutoImageProcessor
+
+        try:
+            size = dict(AutoImageProcessor.from_pretrained(name).size)
+        except (OSError, ValueError) as exc:
+            raise _explain(name, exc) from exc
+        size = {k: v for k, v in size.items() if k in ("shortest_edge", "longest_edge") and v is not None}
+        if min_pixels is not None:
+            size["shortest_edge"] = min_pixels
+        if max_pixels is not None:
+            size["longest_edge"] = max_pixels
+        kwargs["size"] = size
     try:
         processor = AutoProcessor.from_pretrained(name, **kwargs)
     except (OSError, ValueError) as exc:

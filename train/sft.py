@@ -28,8 +28,13 @@ def make_parser(prog: str = "medr1-train sft"):
     return TrlParser((SFTScriptArguments, SFTConfig, MedR1ModelConfig), prog=prog)
 
 
-def train(script_args: SFTScriptArguments, training_args, model_args: MedR1ModelConfig) -> Path:
-    """Run SFT and save the adapter (or model), processor and model card; returns the output dir."""
+def train(
+    script_args: SFTScriptArguments, training_args, model_args: MedR1ModelConfig, callbacks: list | None = None
+) -> Path:
+    """Run SFT and save the adapter (or model), processor and model card; returns the output dir.
+
+    ``callbacks`` are extra ``TrainerCallback``s (the app's progress reporting, tests' probes).
+    """
     from trl import SFTTrainer
 
     if script_args.prompt_style != "no_think":
@@ -60,7 +65,7 @@ def train(script_args: SFTScriptArguments, training_args, model_args: MedR1Model
         train_dataset=dataset,
         processing_class=processor,
         peft_config=lora_config(model_args),
-        callbacks=[metrics, StopOnSignalCallback()],
+        callbacks=[metrics, StopOnSignalCallback(), *(callbacks or [])],
     )
     trainer.train(resume_from_checkpoint=resolve_resume(training_args.resume_from_checkpoint, str(output_dir)))
     trainer.save_model(str(output_dir))
