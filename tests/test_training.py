@@ -57,11 +57,11 @@ def logits(model, processor, image: Image.Image) -> torch.Tensor:
 @pytest.mark.slow
 def test_grpo_cli_writes_metrics_and_an_adapter_that_changes_the_model(tmp_path, tiny_model_dir, synthetic_jsonl):
     out = tmp_path / "run"
-    run_cli(grpo_args(tiny_model_dir, synthetic_jsonl, out, 3, ["format", "accuracy", "letter_a"]))
+    run_cli([*grpo_args(tiny_model_dir, synthetic_jsonl, out, 3, ["format", "accuracy", "letter_a"]), "--beta", "0.04"])
 
     steps = [r for r in read_metrics(out / "metrics.jsonl") if "reward" in r]
     assert [r["step"] for r in steps] == [1, 2, 3]
-    for key in ("loss", "reward", "rewards/format/mean", "rewards/accuracy/mean", "completions/mean_length"):
+    for key in ("loss", "reward", "rewards/format/mean", "rewards/accuracy/mean", "completions/mean_length", "kl"):
         assert all(key in r for r in steps), key
     assert steps[-1]["samples"] and {"format", "accuracy", "letter_a"} == set(steps[-1]["samples"][0]["rewards"])
 
