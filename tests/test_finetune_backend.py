@@ -79,7 +79,7 @@ def test_a_zip_whose_header_lies_about_sizes_is_refused(sandbox):
     central = raw.rfind(b"PK\x01\x02")
     raw[central + 24 : central + 28] = (100).to_bytes(4, "little")
     archive.write_bytes(bytes(raw))
-    with pytest.raises(UploadError, match="larger than its header says|damaged"):
+    with pytest.raises(UploadError, match=r"larger than its header says|damaged"):
         receive_upload(archive, run_dir)
     assert not (run_dir / "data").exists()
 
