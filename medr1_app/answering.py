@@ -1,0 +1,150 @@
+"""One question, answered once or N times: parsed samples, the vote, and what a Stop leaves behind.
+
+This is the UI-free core of the Ask tab, so the same code serves the browser, the API and the load
+test. Every response goes through ``train.protocol.parse_response`` (the parser training rewards and
+evaluation use), so a clinician sees exactly what an evaluation would have scored: a malformed output
+stays malformed, with the parser's own list of issues.
+
+Self-consistency: N samples drawn one after the other (each streamed, each seeded ``seed + i``), then
+counted. The agreement ("4 of 5 chose C") is how often the model gives the same answer when asked the
+same thing again; it is not a probability of being right.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+
+from PIL import Image
+
+from train.protocol import LETTERS, ParsedResponse, parse_response
+
+from .generation import GenerationSettings, StreamFn, stream_text
+from .models import LoadedModel
+
+
+@dataclass
+class Sample:
+    """One model response and what the parser made of it."""
+
+    index: int
+    seed: int
+    text: str = ""
+    parsed: ParsedResponse | None = None
+    finished: bool = False
+    stopped: bool = False
+    seconds: float = 0.0
+    free_text: bool = False
+    """A question without options: the answer is the block's text (any letter the parser reads is ignored)."""
+
+    @property
+    def choice(self) -> str | None:
+        """What this sample votes for: the letter, or (free-text questions) the normalised answer text."""
+        parsed = self.parsed
+        if parsed is None:
+            return None
+        if self.free_text:
+            if parsed.answer and parsed.complete:
+                return " ".join(parsed.answer.split()).casefold()
+            return None
+        return parsed.letter
+
+
+@dataclass(frozen=True)
+class Vote:
+    """How the finished samples split."""
+
+    counts: tuple[tuple[str, int], ...]
+    total: int
+    no_answer: int
+    winner: str | None
+    winner_count: int
+
+    def summary(self, options: Sequence[str] | None = None) -> str:
+        """A sentence such as ``4 of 5 samples chose C (CT)``."""
+        if self.total == 0:
+            return "No finished samples."
+        if self.winner is None:
+            if not self.counts:
+                return f"None of the {self.total} samples gave a readable answer."
+            parts = [f"{n} chose {_label(c, options)}" for c, n in self.counts]
+            if self.no_answer:
+                parts.append(f"{self.no_answer} gave no readable answer")
+            return f"No majority across {self.total} samples: " + ", ".join(parts) + "."
+        noun = "sample" if self.total == 1 else "samples"
+        return f"{self.winner_count} of {self.total} {noun} chose {_label(self.winner, options)}."
+
+
+def _label(choice: str, options: Sequence[str] | None) -> str:
+    if options and len(choice) == 1 and choice in LETTERS[: len(options)]:
+        return f"{choice} ({options[LETTERS.index(choice)]})"
+    return choice if len(choice) == 1 else f"“{choice}”"
+
+
+def tally(samples: Sequence[Sample]) -> Vote:
+    """Count the finished samples' choices; the winner needs strictly more votes than any other."""
+    finished = [s for s in samples if s.finished]
+    counter = Counter(s.choice for s in finished if s.choice is not None)
+    ranked = tuple(sorted(counter.items(), key=lambda item: (-item[1], item[0])))
+    no_answer = sum(1 for s in finished if s.choice is None)
+    winner, count = ranked[0] if ranked else (None, 0)
+    if len(ranked) > 1 and ranked[1][1] == count:
+        winner = None
+    return Vote(ranked, len(finished), no_answer, winner, count if winner else 0)
+
+
+@dataclass
+class AnswerProgress:
+    """Everything the answer panel shows at one moment of the stream."""
+
+    samples: list[Sample] = field(default_factory=list)
+    current: int = 0
+    finished: bool = False
+    stopped: bool = False
+    vote: Vote | None = None
+
+    @property
+    def sample(self) -> Sample | None:
+        return self.samples[self.current] if self.samples else None
+
+
+def answer(
+    loaded: LoadedModel,
+    image: Image.Image,
+    prompt: str,
+    options: Sequence[str] | None,
+    settings: GenerationSettings,
+    stop: threading.Event | None = None,
+    stream_fn: StreamFn = stream_text,
+) -> Iterator[AnswerProgress]:
+    """Stream ``settings.samples`` responses to ``prompt``; yields the progress after every token.
+
+    ``stream_fn`` is :func:`medr1_app.generation.stream_text` in the app; tests may pass a scripted
+    function with the same signature (documented test seam, never used by the app itself).
+    """
+    stop = stop or threading.Event()
+    progress = AnswerProgress()
+    options = list(options) if options else None
+    for index in range(settings.samples):
+        sample = Sample(index=index, seed=settings.seed + index, free_text=not options)
+        progress.samples.append(sample)
+        progress.current = index
+        start = time.perf_counter()
+        for text in stream_fn(loaded, image, prompt, settings, stop, sample_index=index):
+            sample.text = text
+            sample.parsed = parse_response(text, options, settings.prompt_style)
+            sample.seconds = time.perf_counter() - start
+            yield progress
+        sample.parsed = parse_response(sample.text, options, settings.prompt_style)
+        sample.seconds = time.perf_counter() - start
+        sample.stopped = stop.is_set()
+        sample.finished = not sample.stopped
+        if stop.is_set():
+            progress.stopped = True
+            break
+    progress.finished = True
+    progress.vote = tally(progress.samples)
+    yield progress

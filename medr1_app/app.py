@@ -1,0 +1,147 @@
+"""``build_app``: the whole Gradio app, composed of tabs, plus the launch settings that keep it private.
+
+Tabs are composable: the Ask tab is built here, and other modules add theirs through ``extra_tabs``
+(the Fine-tune tab of issue #5, an Evaluate section later). Each :class:`TabSpec` builder receives the
+shared :class:`~medr1_app.context.AppContext`: the model registry (``ctx.registry.add_path(run_dir)``
+makes a new adapter selectable), the Ask tab's model picker (``ctx.model_dropdown``, refreshed with
+``ctx.refresh_models(key)``) and the GPU concurrency id (``ctx.gpu_concurrency_id``).
+
+Privacy settings applied by :func:`launch_kwargs`: ``run_history=False`` (Gradio 6 would otherwise
+keep every input and output in the browser), a file size limit, no monitoring endpoint, no footer
+link to the run history, and a cache that Gradio empties every few minutes (``delete_cache``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from . import render
+from .context import AppContext
+from .generation import StreamFn, stream_text
+from .gpu import on_spaces
+from .models import ModelManager, ModelRegistry, builtin_models, spec_from_argument
+from .ui_ask import AskTab, build_ask_tab
+
+logger = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+DEFAULT_MODEL = "qwen2-vl-2b"
+# Every 5 minutes, delete cached files (rendered views, exports) older than 10 minutes.
+DELETE_CACHE = (300, 600)
+
+
+@dataclass(frozen=True)
+class TabSpec:
+    """A tab another module contributes: ``build(ctx)`` is called inside ``gr.Tab(title)``.
+
+    ``training=True`` marks tabs that train models: they are left out on a hosted Space unless
+    ``AppConfig.enable_training`` is set (``MEDR1_ENABLE_FINETUNE=1``), since ZeroGPU grants minutes.
+    """
+
+    title: str
+    build: Callable[[AppContext], Any]
+    training: bool = False
+
+
+@dataclass
+class AppConfig:
+    """How the app is set up; the CLI and the Space entry fill it from flags and the environment."""
+
+    model: str = field(default_factory=lambda: os.environ.get("MEDR1_MODEL", DEFAULT_MODEL))
+    runs_dir: str | None = "runs"
+    cache_dir: str | None = None
+    device: str | None = None
+    dtype: str | None = None
+    enable_training: bool = field(
+        default_factory=lambda: (not on_spaces()) or os.environ.get("MEDR1_ENABLE_FINETUNE", "") == "1"
+    )
+    allow_add_models: bool = field(default_factory=lambda: not on_spaces())
+    max_file_size: str = "512mb"
+    title: str = "medr1 — see a model reason about a medical image"
+
+
+def build_context(
+    config: AppConfig,
+    registry: ModelRegistry | None = None,
+    manager: ModelManager | None = None,
+    stream_fn: StreamFn | None = None,
+) -> AppContext:
+    """Registry (built-ins, the ``--model`` choice, the runs directory), loader and shared state."""
+    if registry is None:
+        registry = ModelRegistry(builtin_models(), runs_dir=config.runs_dir)
+    chosen = spec_from_argument(config.model, cache_dir=config.cache_dir)
+    registry.add(chosen)
+    manager = manager or ModelManager(registry, device=config.device, dtype=config.dtype)
+    return AppContext(
+        registry=registry,
+        manager=manager,
+        default_model=chosen.key,
+        stream_fn=stream_fn or stream_text,
+        allow_add_models=config.allow_add_models,
+        on_spaces=on_spaces(),
+    )
+
+
+def build_app(
+    config: AppConfig | None = None,
+    *,
+    extra_tabs: Sequence[TabSpec] = (),
+    registry: ModelRegistry | None = None,
+    manager: ModelManager | None = None,
+    stream_fn: StreamFn | None = None,
+) -> gr.Blocks:
+    """The app as a ``gr.Blocks`` (call ``.launch(**launch_kwargs(config))`` on it).
+
+    ``stream_fn`` is a **test seam only**: tests pass a scripted function with the signature of
+    :func:`medr1_app.generation.stream_text` to get deterministic text; the app never sets it.
+    The returned Blocks carries ``medr1_context`` (the :class:`AppContext`) and ``medr1_ask``
+    (the Ask tab's components) for other tabs and for tests.
+    """
+    config = config or AppConfig()
+    ctx = build_context(config, registry=registry, manager=manager, stream_fn=stream_fn)
+    with gr.Blocks(title=config.title, delete_cache=DELETE_CACHE, analytics_enabled=False) as demo:
+        gr.HTML(
+            f'<div class="medr1-header"><h1 style="margin:0">{render.esc(config.title)}</h1></div>'
+            + render.disclaimer_html()
+        )
+        with gr.Tabs():
+            with gr.Tab("Ask", id="ask"):
+                ask: AskTab = build_ask_tab(ctx)
+            for tab in extra_tabs:
+                if tab.training and not config.enable_training:
+                    logger.info(
+                        "Tab %r left out: training is disabled here (MEDR1_ENABLE_FINETUNE=1 enables it).", tab.title
+                    )
+                    continue
+                with gr.Tab(tab.title):
+                    tab.build(ctx)
+        gr.HTML(render.disclaimer_html(), elem_id="medr1-footer-disclaimer")
+    demo.queue(max_size=64, default_concurrency_limit=1)
+    demo.medr1_context = ctx  # type: ignore[attr-defined]
+    demo.medr1_ask = ask  # type: ignore[attr-defined]
+    return demo
+
+
+def launch_kwargs(config: AppConfig | None = None, **overrides: Any) -> dict[str, Any]:
+    """``Blocks.launch`` arguments: private by default (loopback, no run history, size-limited uploads)."""
+    config = config or AppConfig()
+    kwargs: dict[str, Any] = {
+        "server_name": None if on_spaces() else "127.0.0.1",
+        "max_file_size": config.max_file_size,
+        "run_history": False,
+        "footer_links": ["api"],
+        "enable_monitoring": False,
+        "show_error": False,
+        "ssr_mode": False,
+        "css_paths": [STATIC / "medr1.css"],
+        "theme": gr.themes.Soft(primary_hue="blue"),
+    }
+    kwargs.update(overrides)
+    return kwargs

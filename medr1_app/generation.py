@@ -1,0 +1,201 @@
+"""Streaming generation for one question: the model's exact input, token streaming and a real Stop.
+
+Why these pieces:
+
+* :func:`model_view` resizes the rendered picture to the exact size the processor would produce
+  (``smart_resize``: area within the model's pixel bounds, sides multiples of 28), so the processor
+  does not resize again and the viewer's PNG *is* the model's input, pixel for pixel.
+* :class:`TokenStreamer` hands each new token to the consumer as it is sampled (transformers'
+  ``TextIteratorStreamer`` holds text back until a word ends, which delays the first visible token).
+* :class:`StopOnEvent` is a ``StoppingCriteria``: the Stop button sets a ``threading.Event`` and
+  ``model.generate`` ends at the next token. Cancelling the Gradio event alone would only stop the
+  Python generator while ``generate`` kept the GPU busy in its thread.
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import torch
+from PIL import Image
+from transformers import StoppingCriteria, StoppingCriteriaList
+from transformers.generation.streamers import BaseStreamer
+
+from train.protocol import PROMPT_STYLES, build_messages
+
+from .imaging import to_model_image
+from .models import LoadedModel
+
+# Temperature used for self-consistency when the user left the temperature at 0 (greedy): N greedy
+# samples would all be identical and the "agreement" meaningless.
+SELF_CONSISTENCY_TEMPERATURE = 0.7
+MAX_SAMPLES = 10
+MAX_NEW_TOKENS = 2048
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """What the Generation settings accordion holds; all of it goes into the export."""
+
+    temperature: float = 0.0
+    top_p: float = 1.0
+    max_new_tokens: int = 512
+    prompt_style: str = "think"
+    seed: int = 0
+    samples: int = 1
+
+    def validated(self) -> GenerationSettings:
+        """Check ranges; raises ``ValueError`` with a sentence fit for the UI."""
+        if self.prompt_style not in PROMPT_STYLES:
+            raise ValueError(f"Prompt style must be one of {', '.join(PROMPT_STYLES)}.")
+        if not (math.isfinite(self.temperature) and 0 <= self.temperature <= 2):
+            raise ValueError("Temperature must be between 0 (always the most likely token) and 2.")
+        if not (0 < self.top_p <= 1):
+            raise ValueError("Top-p must be above 0 and at most 1.")
+        if not 1 <= int(self.max_new_tokens) <= MAX_NEW_TOKENS:
+            raise ValueError(f"Max new tokens must be between 1 and {MAX_NEW_TOKENS}.")
+        if not 1 <= int(self.samples) <= MAX_SAMPLES:
+            raise ValueError(f"The number of samples must be between 1 and {MAX_SAMPLES}.")
+        return GenerationSettings(
+            float(self.temperature),
+            float(self.top_p),
+            int(self.max_new_tokens),
+            self.prompt_style,
+            int(self.seed),
+            int(self.samples),
+        )
+
+    @property
+    def effective_temperature(self) -> float:
+        """The temperature actually used: 0.7 instead of 0 when several samples are drawn."""
+        if self.samples > 1 and self.temperature == 0:
+            return SELF_CONSISTENCY_TEMPERATURE
+        return self.temperature
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["effective_temperature"] = self.effective_temperature
+        return data
+
+
+def model_view(image: Image.Image, min_pixels: int, max_pixels: int) -> Image.Image:
+    """The picture exactly as the model receives it (RGB, aspect ratio kept, sides multiple of 28)."""
+    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
+
+    fitted = to_model_image(image, max_pixels=max_pixels, min_pixels=min_pixels)
+    height, width = smart_resize(fitted.height, fitted.width, factor=28, min_pixels=min_pixels, max_pixels=max_pixels)
+    if (width, height) == fitted.size:
+        return fitted
+    return fitted.resize((width, height), Image.Resampling.BICUBIC)
+
+
+def build_inputs(loaded: LoadedModel, image: Image.Image, prompt: str) -> Any:
+    """Tokenised chat (image first, then the prompt) and pixel values, on the model's device."""
+    processor = loaded.processor
+    text = processor.apply_chat_template(build_messages(prompt), add_generation_prompt=True, tokenize=False)
+    inputs = processor(text=[text], images=[image], return_tensors="pt")
+    return inputs.to(loaded.device)
+
+
+class StopOnEvent(StoppingCriteria):
+    """Ends ``generate`` at the next token once ``event`` is set (the Stop button)."""
+
+    def __init__(self, event: threading.Event):
+        self.event = event
+
+    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
+        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
+
+
+class TokenStreamer(BaseStreamer):
+    """Queue of new token ids from ``generate`` (the prompt, sent first, is skipped)."""
+
+    _END = object()
+
+    def __init__(self) -> None:
+        self.queue: queue.Queue = queue.Queue()
+        self._prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self._prompt_seen:
+            self._prompt_seen = True
+            return
+        self.queue.put(value.reshape(-1).tolist())
+
+    def end(self) -> None:
+        self.queue.put(self._END)
+
+
+StreamFn = Callable[..., Iterator[str]]
+
+
+def stream_text(
+    loaded: LoadedModel,
+    image: Image.Image,
+    prompt: str,
+    settings: GenerationSettings,
+    stop: threading.Event | None = None,
+    sample_index: int = 0,
+    **generate_overrides: Any,
+) -> Iterator[str]:
+    """Yield the response text so far, once per new token, until EOS, the token limit or ``stop``.
+
+    ``image`` must already be :func:`model_view`'s output. Sampling is seeded with
+    ``settings.seed + sample_index`` so each self-consistency sample can be reproduced on its own.
+    ``generate_overrides`` is for benchmarks (e.g. ``min_new_tokens``).
+    """
+    stop = stop or threading.Event()
+    inputs = build_inputs(loaded, image, prompt)
+    temperature = settings.effective_temperature
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": settings.max_new_tokens,
+        "do_sample": temperature > 0,
+        "stopping_criteria": StoppingCriteriaList([StopOnEvent(stop)]),
+    }
+    if temperature > 0:
+        kwargs.update(temperature=temperature, top_p=settings.top_p, top_k=0)
+    else:  # greedy: drop the checkpoint's sampling defaults so transformers does not warn about them
+        kwargs.update(temperature=None, top_p=None, top_k=None)
+    kwargs.update(generate_overrides)
+    streamer = TokenStreamer()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            torch.manual_seed(settings.seed + sample_index)
+            with torch.inference_mode():
+                loaded.model.generate(**inputs, streamer=streamer, **kwargs)
+        except BaseException as exc:  # re-raised in the consumer
+            failure.append(exc)
+            streamer.end()
+
+    worker = threading.Thread(target=run, name="medr1-generate", daemon=True)
+    worker.start()
+    tokenizer = loaded.processor.tokenizer
+    ids: list[int] = []
+    text = ""
+    ended = False
+    try:
+        while True:
+            item = streamer.queue.get()
+            if item is TokenStreamer._END:
+                ended = True
+                break
+            ids.extend(item)
+            decoded = tokenizer.decode(ids, skip_special_tokens=True)
+            # A multi-byte character split across tokens decodes as U+FFFD until its last byte arrives.
+            decoded = decoded.rstrip("\ufffd")
+            if decoded != text:
+                text = decoded
+                yield text
+    finally:
+        if not ended:  # the consumer was closed early (client gone, event cancelled): stop generate too
+            stop.set()
+        worker.join()
+    if failure:
+        raise failure[0]

@@ -1,0 +1,99 @@
+"""Helpers for the app's tests: a scripted text generator (the documented test seam) and app launching.
+
+``ScriptedStream`` stands in for :func:`medr1_app.generation.stream_text` where a test needs known
+text (a parsed rationale and answer, a vote split). Everything else stays real: the image is opened,
+windowed and resized by the app, the model and processor are loaded, the prompt is built, and the
+text goes through the real parser, renderer and exporter. Tests that use it say so; the tests of the
+real generation path use the tiny random model instead.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+WELL_FORMED = (
+    "<think>The picture is a grey-scale cross-section with dense bone at the rim, typical of a CT slice."
+    "</think>\n<answer>A</answer>"
+)
+
+
+@dataclass
+class ScriptedStream:
+    """Yields ``responses[sample_index]`` a few characters at a time, honouring ``stop`` like a model."""
+
+    responses: Sequence[str]
+    chunk: int = 4
+    delay: float = 0.0
+    calls: list[dict[str, Any]] = field(default_factory=list)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def __call__(self, loaded, image, prompt, settings, stop=None, sample_index: int = 0, **_: Any) -> Iterator[str]:
+        with self.lock:
+            self.calls.append(
+                {"prompt": prompt, "size": image.size, "sample_index": sample_index, "seed": settings.seed}
+            )
+        text = self.responses[sample_index % len(self.responses)]
+        for end in range(self.chunk, len(text) + self.chunk, self.chunk):
+            if stop is not None and stop.is_set():
+                return
+            if self.delay:
+                time.sleep(self.delay)
+            yield text[:end]
+
+
+def launch(demo, port: int | None = None) -> str:
+    """Start ``demo`` in this process (returns its URL); call ``demo.close()`` when done."""
+    from medr1_app.app import launch_kwargs
+
+    overrides: dict[str, Any] = {"prevent_thread_lock": True, "quiet": True}
+    if port is not None:
+        overrides["server_port"] = port
+    _, url, _ = demo.launch(**launch_kwargs(**overrides))
+    return url
+
+
+def ask_args(
+    question: str = "What imaging technique was used to obtain this image?",
+    options: Sequence[str] = ("CT", "MRI", "X-ray", "Ultrasound"),
+    *,
+    model: str | None = None,
+    window: str = "default",
+    center: float = 0,
+    width: float = 1,
+    frame: int = 0,
+    temperature: float = 0.0,
+    top_p: float = 1.0,
+    max_new_tokens: int = 32,
+    style: str = "think",
+    seed: int = 0,
+    samples: int = 1,
+) -> list[Any]:
+    """Positional arguments of the ``/ask`` endpoint, in order."""
+    boxes = [*options, *[""] * (6 - len(options))]
+    count = len(options) if options else 0
+    return [
+        model,
+        window,
+        center,
+        width,
+        frame,
+        question,
+        count,
+        *boxes,
+        temperature,
+        top_p,
+        max_new_tokens,
+        style,
+        seed,
+        samples,
+    ]
+
+
+# Indices of /ask's outputs.
+VIEWER, ANSWER, RATIONALE, SAMPLES, DOWNLOADS, STATUS, BANNER, RESULT = range(8)
+# Indices of /open's outputs (the State output is not returned to clients).
+OPEN_VIEWER, OPEN_STATUS, OPEN_METADATA, OPEN_WINDOW, OPEN_CENTER, OPEN_WIDTH, OPEN_FRAME, OPEN_UPLOAD = range(8)
