@@ -335,3 +335,25 @@ def test_base_vs_adapter_comparison_and_cross_modality_matrix(lively_model_dir, 
     assert (out / "tables" / "compare_base_vs_grpo-ct.csv").is_file()
     main(["compare", str(out / "runs" / "base"), str(out / "runs" / "grpo-ct"), "-o", str(tmp_path / "diff")])
     assert "grpo-ct vs base" in (tmp_path / "diff" / "report.md").read_text()
+
+
+def test_compare_to_an_earlier_run_pairs_the_shared_questions(full_run, lively_model_dir, grid_jsonl, tmp_path):
+    out = tmp_path / "again"
+    main(
+        _cli(
+            lively_model_dir,
+            grid_jsonl,
+            out,
+            "--name",
+            "tiny",
+            "--max-samples",
+            "8",
+            "--compare-to",
+            str(full_run / "runs" / "tiny"),
+        )
+    )
+    comparison = json.loads((out / "summary.json").read_text())["comparisons"][0]
+    assert (comparison["base"], comparison["new"]) == ("tiny (compared)", "tiny")
+    assert comparison["overall"]["n"] == 8 and comparison["only_in_base"] == 32
+    # Same model, same settings, same questions: identical answers, so no discordant pair.
+    assert comparison["overall"]["delta"] == 0 and comparison["overall"]["p_value"] == 1.0

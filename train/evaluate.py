@@ -524,6 +524,8 @@ def run_command(argv: Sequence[str]) -> Report:
     external = {}
     if args.compare_to:
         name, _ = _load_run_results(args.compare_to)
+        if name in {r.name for r in runs}:
+            name = f"{name} (compared)"
         external[name] = str(Path(args.compare_to).resolve())
         compare += [(name, r.name) for r in runs if r.trained_on is None]
     skipped = len(loaded.problems)
