@@ -357,3 +357,37 @@ def test_compare_to_an_earlier_run_pairs_the_shared_questions(full_run, lively_m
     assert comparison["overall"]["n"] == 8 and comparison["only_in_base"] == 32
     # Same model, same settings, same questions: identical answers, so no discordant pair.
     assert comparison["overall"]["delta"] == 0 and comparison["overall"]["p_value"] == 1.0
+
+
+def test_free_text_questions_are_refused_by_the_api(loaded, grid_jsonl):
+    model, processor = loaded
+    sample = load_samples(grid_jsonl).samples[0]
+    free = type(sample)(**{**sample.__dict__, "id": "free-1", "options": [], "answer": "CT"})
+    with pytest.raises(ValueError, match="no options"):
+        evaluate(model, processor, [sample, free], max_new_tokens=2)
+
+
+def test_run_plan_for_both_prompts_and_cross_task_checkpoints(tmp_path):
+    from train.evaluate import make_parser, matrix_axis, plan_runs
+
+    argv = ["--model", "base", "--data", "d.jsonl", "-o", str(tmp_path), "--prompt-style", "both"]
+    argv += [
+        "--checkpoint",
+        f"Disease Diagnosis={tmp_path}",
+        "--checkpoint",
+        "lesion grading=out/lg",
+        "--checkpoints-only",
+    ]
+    runs, compare, axis = plan_runs(make_parser().parse_args(argv))
+    assert axis == "question_type" and compare == []
+    assert [r.name for r in runs] == [
+        "Disease Diagnosis-think",
+        "Lesion Grading-think",
+        "Disease Diagnosis-no_think",
+        "Lesion Grading-no_think",
+    ]
+    assert (runs[0].model, runs[0].adapter, runs[0].prompt_style) == (str(tmp_path), None, "think")
+    with pytest.raises(ValueError, match="--matrix-axis"):
+        matrix_axis(["CT", "Lesion Grading"], "auto")
+    with pytest.raises(ValueError, match="LABEL=PATH"):
+        plan_runs(make_parser().parse_args(["--model", "m", "--data", "d", "-o", "o", "--checkpoint", "CT"]))

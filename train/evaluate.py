@@ -156,6 +156,12 @@ def evaluate(
     samples = unique_ids(samples)
     if not samples:
         raise DataError("No questions to evaluate: check the dataset path and the filters.")
+    free_text = [s.id for s in samples if not s.options]
+    if free_text:
+        raise DataError(
+            f"{len(free_text)} question(s) have no options (e.g. {free_text[0]!r}): accuracy is defined for "
+            "multiple-choice questions only. Leave them out (medr1-eval does so itself)."
+        )
     done: dict[str, QuestionResult] = {}
     if results_path is not None and Path(results_path).is_file():
         wanted = {s.id for s in samples}
@@ -230,7 +236,12 @@ def load_eval_samples(args: argparse.Namespace) -> tuple[list[Sample], LoadResul
     others = [p for p in loaded.problems if not p.reason.startswith("image not found")]
     if others:
         logger.warning("%d record(s) could not be used and were left out (first: %s).", len(others), others[0])
-    samples = loaded.samples
+    samples = [s for s in loaded.samples if s.options]
+    if len(samples) < len(loaded.samples):
+        logger.warning(
+            "%d free-text question(s) (no options) left out: accuracy is scored on multiple choice only.",
+            len(loaded.samples) - len(samples),
+        )
     if args.split != "all":
         if not 0 < args.test_fraction < 1:
             raise DataError(f"--split {args.split} needs --test-fraction between 0 and 1 (the one used in training).")
@@ -364,6 +375,8 @@ def execute_run(spec: RunSpec, samples: Sequence[Sample], args: argparse.Namespa
 
     settings = _settings(args, spec.prompt_style)
     run_dir = output_dir / spec.directory
+    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    backend = choose_backend(args.backend, device)
     config = {
         "name": spec.name,
         "model": spec.model,
@@ -375,6 +388,10 @@ def execute_run(spec: RunSpec, samples: Sequence[Sample], args: argparse.Namespa
         "test_fraction": args.test_fraction,
         "split_seed": args.split_seed,
         "questions": len(samples),
+        # Recorded, not enforced on resume: they change rounding, not the experiment.
+        "backend": backend,
+        "device": device,
+        "dtype": args.dtype,
     }
     resuming = check_run_config(run_dir, config, overwrite=args.overwrite)
     results_path = run_dir / RESULTS_FILE
@@ -384,8 +401,6 @@ def execute_run(spec: RunSpec, samples: Sequence[Sample], args: argparse.Namespa
         print(f"[{spec.name}] resuming: {len(samples) - left} of {len(samples)} questions already answered.")
         if left == 0:
             return evaluate(None, None, samples, settings, results_path=results_path)
-    device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
-    backend = choose_backend(args.backend, device)
     processor = load_processor(spec.model, max_pixels=args.max_pixels, min_pixels=args.min_pixels)
     generator = None
     model = None
