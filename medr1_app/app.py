@@ -64,6 +64,7 @@ class AppConfig:
     )
     allow_add_models: bool = field(default_factory=lambda: not on_spaces())
     max_file_size: str = "512mb"
+    upload_grace_seconds: float = 30.0
     title: str = "medr1 — see a model reason about a medical image"
 
 
@@ -86,6 +87,7 @@ def build_context(
         stream_fn=stream_fn or stream_text,
         allow_add_models=config.allow_add_models,
         on_spaces=on_spaces(),
+        upload_grace_seconds=config.upload_grace_seconds,
     )
 
 

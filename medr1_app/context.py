@@ -75,6 +75,8 @@ class AppContext:
     on_spaces: bool = False
     gpu_concurrency_id: str = GPU_CONCURRENCY_ID
     stops: StopSignals = field(default_factory=StopSignals)
+    upload_grace_seconds: float = 30.0
+    """Uploads are deleted this long after they were read (see ``ui_ask.UploadJanitor``)."""
     model_dropdown: Any = None
     """The Ask tab's model picker (a ``gr.Dropdown``), set when the Ask tab is built."""
     refresh_models: Callable[[str | None], Any] | None = None

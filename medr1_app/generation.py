@@ -7,6 +7,8 @@ Why these pieces:
   does not resize again and the viewer's PNG *is* the model's input, pixel for pixel.
 * :class:`TokenStreamer` hands each new token to the consumer as it is sampled (transformers'
   ``TextIteratorStreamer`` holds text back until a word ends, which delays the first visible token).
+  The consumer decodes only the new tokens and takes all waiting tokens at once, so its per-token
+  work stays constant as the answer grows and never holds the generating thread back.
 * :class:`StopOnEvent` is a ``StoppingCriteria``: the Stop button sets a ``threading.Event`` and
   ``model.generate`` ends at the next token. Cancelling the Gradio event alone would only stop the
   Python generator while ``generate`` kept the GPU busy in its thread.
@@ -178,20 +180,32 @@ def stream_text(
     worker.start()
     tokenizer = loaded.processor.tokenizer
     ids: list[int] = []
+    pending: list[int] = []
     text = ""
     ended = False
     try:
-        while True:
+        while not ended:
             item = streamer.queue.get()
-            if item is TokenStreamer._END:
-                ended = True
-                break
-            ids.extend(item)
-            decoded = tokenizer.decode(ids, skip_special_tokens=True)
-            # A multi-byte character split across tokens decodes as U+FFFD until its last byte arrives.
-            decoded = decoded.rstrip("\ufffd")
-            if decoded != text:
-                text = decoded
+            while True:  # take every token already waiting: one decode and one yield for all of them
+                if item is TokenStreamer._END:
+                    ended = True
+                    break
+                pending.extend(item)
+                try:
+                    item = streamer.queue.get_nowait()
+                except queue.Empty:
+                    break
+            if not pending:
+                continue
+            # Decode only the new tokens (byte-level BPE decodes piecewise); a character whose bytes are
+            # split across tokens decodes as U+FFFD until its last byte arrives, so those tokens wait.
+            piece = tokenizer.decode(pending, skip_special_tokens=True)
+            if piece.endswith("\ufffd") and not ended:
+                continue
+            ids.extend(pending)
+            pending = []
+            if piece:
+                text += piece
                 yield text
     finally:
         if not ended:  # the consumer was closed early (client gone, event cancelled): stop generate too
@@ -199,3 +213,7 @@ def stream_text(
         worker.join()
     if failure:
         raise failure[0]
+    # The pieces must add up to the whole: if a tokenizer decodes context-dependently, send the exact text.
+    final = tokenizer.decode(ids + pending, skip_special_tokens=True)
+    if final != text:
+        yield final

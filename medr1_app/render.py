@@ -182,8 +182,8 @@ def rationale_text(progress: AnswerProgress | None) -> str:
     parsed = sample.parsed
     if parsed is not None and parsed.rationale is not None:
         return prefix + parsed.rationale
-    if not sample.text:
-        return prefix
+    if not sample.text or (not sample.finished and not sample.stopped and "<think>".startswith(sample.text.strip())):
+        return prefix  # nothing yet, or the opening tag is still arriving
     return prefix + "(no <think> block: raw model output)\n" + sample.text
 
 

@@ -3,7 +3,7 @@
 Layout: picture and its controls on the left, question and model on the right, then the streaming
 reasoning next to the prominent answer, then the downloads. Per-user data lives in ``gr.State`` (the
 opened study, with a time to live) and nowhere else: uploads are read into memory and deleted from
-disk at once, nothing about the image or the question is logged.
+disk seconds later (:class:`UploadJanitor`), nothing about the image or the question is logged.
 
 API (for ``gradio_client``; the study is kept per session between the two calls):
 
@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import os
 import shutil
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -45,6 +47,7 @@ from .viewer import CUSTOM, DEFAULT, bounds_for, model_picture, slider_range, vi
 logger = logging.getLogger(__name__)
 
 STUDY_TTL_SECONDS = 30 * 60
+UI_INTERVAL = 0.05  # seconds between two updates of the streaming answer (20 per second)
 FREE_TEXT = 0
 OPTION_COUNTS = [("Free text (no options)", FREE_TEXT)] + [(str(n), n) for n in range(MIN_OPTIONS, MAX_OPTIONS + 1)]
 STYLE_CHOICES = [("Think, then answer (<think> + <answer>)", "think"), ("Answer only (no reasoning)", "no_think")]
@@ -65,6 +68,50 @@ def delete_upload(path: str | Path) -> None:
         path.unlink()
     with contextlib.suppress(OSError):
         path.parent.rmdir()
+
+
+def _identity(path: str) -> tuple[int, int] | None:
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None
+    return stat.st_ino, stat.st_mtime_ns
+
+
+class UploadJanitor:
+    """Deletes each upload a few seconds after it was read.
+
+    Not at once, because Gradio stores uploads by content hash: two users uploading the same file share
+    one path, and deleting it the moment the first has read it would fail the second. Reading the same
+    path again restarts its countdown, and a file that was uploaded again since it was read (a new inode
+    at the same path) is left to its new reader's countdown. Holds file paths only.
+    """
+
+    def __init__(self, grace_seconds: float):
+        self.grace = grace_seconds
+        self._lock = threading.Lock()
+        self._timers: dict[str, threading.Timer] = {}
+
+    def release(self, path: str | Path) -> None:
+        key = str(path)
+        timer = threading.Timer(self.grace, self._delete, args=(key, _identity(key)))
+        timer.daemon = True
+        with self._lock:
+            old = self._timers.pop(key, None)
+            if old is not None:
+                old.cancel()
+            self._timers[key] = timer
+        timer.start()
+
+    def _delete(self, key: str, identity: tuple[int, int] | None) -> None:
+        with self._lock:
+            self._timers.pop(key, None)
+        if identity is not None and _identity(key) == identity:
+            delete_upload(key)
+
+    def pending(self) -> int:
+        with self._lock:
+            return len(self._timers)
 
 
 def collect_options(count: int | None, boxes: Sequence[str | None]) -> list[str] | None:
@@ -115,6 +162,7 @@ class AskTab:
     samples_view: gr.HTML
     downloads: gr.File
     result: gr.JSON
+    controller: AskController | None = None
 
 
 class AskController:
@@ -123,6 +171,7 @@ class AskController:
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
         self.examples: list[Example] = []
+        self.janitor = UploadJanitor(ctx.upload_grace_seconds)
         # ZeroGPU attaches a GPU only inside this call; elsewhere gpu_task is a no-op.
         self._generate = gpu_task(duration=120)(self._generate_impl)
 
@@ -206,10 +255,10 @@ class AskController:
         name = Path(path).name
         try:
             data = Path(path).read_bytes()
-        except OSError:
+        except OSError:  # e.g. removed by the janitor just before an identical re-upload landed
             return (*self._error_outputs(f"{name}: the upload could not be read. Upload it again."), None)
         finally:
-            delete_upload(path)
+            self.janitor.release(path)
         try:
             study = open_study(data, name=name)
         except ImagingError as exc:
@@ -234,17 +283,17 @@ class AskController:
 
     def _render(self, study: Study | None, key: str | None, preset: str, center: float, width: float, frame: int):
         if study is None:
-            return gr.skip(), ""
+            return gr.skip(), gr.skip()
         try:
             picture = model_picture(study, int(frame or 0), window_arg(preset, center, width), self._bounds(key))
         except ImagingError as exc:
             return gr.skip(), render.status_html(str(exc), "error")
-        return gr.update(value=picture, label=self._viewer_label(study, picture)), ""
+        return gr.update(value=picture, label=self._viewer_label(study, picture)), gr.skip()
 
     def on_window(self, study: Study | None, key: str | None, preset: str, center: float, width: float, frame: int):
         """A preset was picked: move the sliders to its (centre, width), then render."""
         if study is None:
-            return gr.skip(), "", gr.skip(), gr.skip()
+            return gr.skip(), gr.skip(), gr.skip(), gr.skip()
         image, status = self._render(study, key, preset, center, width, frame)
         if preset == CUSTOM:
             return image, status, gr.skip(), gr.skip()
@@ -377,7 +426,14 @@ class AskController:
             )
             progress: AnswerProgress | None = None
             stop_arg = None if zero_gpu() else stop  # a threading.Event cannot cross into the ZeroGPU worker
+            shown_at, shown_sample = 0.0, -1
             for progress in self._generate(key, picture, prompt, options, settings, stop_arg):
+                # At most one screen update every UI_INTERVAL s (a new sample always shows at once):
+                # rendering and sending every token would slow the generating thread for no visible gain.
+                now = time.perf_counter()
+                if now - shown_at < UI_INTERVAL and progress.current == shown_sample and not progress.finished:
+                    continue
+                shown_at, shown_sample = now, progress.current
                 yield (
                     skip,
                     render.answer_html(progress, options),
@@ -622,4 +678,5 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
         study, upload, upload_status, viewer, window, center, width, frame, metadata, gallery, banner, model,
         model_status, question, option_count, option_boxes, temperature, top_p, max_new_tokens, style, seed,
         samples, ask_button, stop_button, ask_status, answer_view, rationale, samples_view, downloads, result,
+        controller,
     )  # fmt: skip

@@ -53,7 +53,7 @@ MULTIFRAME = Path(pydicom.examples.get_path("ybr_color"))
 def tiny_app(tiny_model_dir):
     from medr1_app.app import AppConfig, build_app
 
-    demo = build_app(AppConfig(model=str(tiny_model_dir), runs_dir=None))
+    demo = build_app(AppConfig(model=str(tiny_model_dir), runs_dir=None, upload_grace_seconds=3.0))
     url = launch(demo)
     yield demo, url
     demo.close()
@@ -117,10 +117,12 @@ def test_real_model_dicom_is_answered_and_shown_as_malformed(tiny_app):
 def test_scripted_png_gives_parsed_rationale_and_answer(scripted, png_file):
     stream, url = scripted
     stream.responses = [WELL_FORMED]
+    stream.delay = 0.02  # slow enough for several screen updates (at most one per 50 ms)
     client = _client(url)
     client.predict(handle_file(str(png_file)), api_name="/open")
     job = client.submit(*ask_args(), api_name="/ask")
     final = job.result()
+    stream.delay = 0.0
     rationales = [o[RATIONALE] for o in job.outputs() if isinstance(o[RATIONALE], str) and o[RATIONALE]]
     assert len(rationales) >= 3 and rationales[0] != rationales[-1], "the rationale must stream"
     sample = final[RESULT]["samples"][0]
@@ -172,8 +174,26 @@ def test_uploads_are_deleted_once_read(tiny_app, tmp_path):
     opened = _client(tiny_app[1]).predict(handle_file(str(unique)), api_name="/open")
     assert "Loaded" in opened[OPEN_STATUS]
     assert opened[OPEN_UPLOAD] is None  # the upload box is cleared
-    leftovers = list(Path(gr.utils.get_upload_folder()).rglob(unique.name))
-    assert leftovers == []
+    janitor = tiny_app[0].medr1_ask.controller.janitor
+    deadline = time.time() + 10
+    while janitor.pending() and time.time() < deadline:
+        time.sleep(0.05)
+    assert list(Path(gr.utils.get_upload_folder()).rglob(unique.name)) == []
+
+
+def test_identical_uploads_from_two_users_at_once(tiny_app):
+    """Gradio stores uploads by content hash: one user's clean-up must not break another's upload."""
+    results = []
+
+    def open_ct():
+        results.append(_client(tiny_app[1]).predict(handle_file(str(CT)), api_name="/open")[OPEN_STATUS])
+
+    threads = [threading.Thread(target=open_ct) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert len(results) == 4 and all("Loaded CT_small.dcm" in r for r in results)
 
 
 def test_multiframe_dicom_gets_a_frame_slider_and_the_frame_is_used(scripted):
@@ -265,8 +285,8 @@ def test_each_session_keeps_its_own_image(scripted, png_file):
     stream, url = scripted
     stream.responses = [WELL_FORMED]
     first, second, third = _client(url), _client(url), _client(url)
-    first.predict(handle_file(str(CT)), api_name="/open")
-    second.predict(handle_file(str(png_file)), api_name="/open")
+    assert "Loaded" in first.predict(handle_file(str(CT)), api_name="/open")[OPEN_STATUS]
+    assert "Loaded" in second.predict(handle_file(str(png_file)), api_name="/open")[OPEN_STATUS]
     assert second.predict(*ask_args(), api_name="/ask")[RESULT]["image"]["kind"] == "image"
     assert first.predict(*ask_args(), api_name="/ask")[RESULT]["image"]["summary"]["modality"] == "CT"
     assert "Upload an image" in third.predict(*ask_args(), api_name="/ask")[STATUS]

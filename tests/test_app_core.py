@@ -158,6 +158,22 @@ def test_stream_text_streams_and_is_reproducible(loaded):
     assert list(stream_text(loaded, picture, prompt, settings))[-1] == first[-1]
 
 
+def test_streamed_text_is_exactly_what_generate_produces(loaded):
+    import torch
+
+    from medr1_app.generation import GenerationSettings, build_inputs, model_view, stream_text
+
+    picture = model_view(Image.new("RGB", (90, 120), (10, 120, 200)), loaded.min_pixels, loaded.max_pixels)
+    prompt = build_prompt("Which organ?", ["Liver", "Kidney", "Brain"])
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=40)
+    streamed = list(stream_text(loaded, picture, prompt, settings, min_new_tokens=40))[-1]
+    inputs = build_inputs(loaded, picture, prompt)
+    with torch.inference_mode():
+        out = loaded.model.generate(**inputs, max_new_tokens=40, min_new_tokens=40, do_sample=False)
+    bare = loaded.processor.tokenizer.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert streamed == bare
+
+
 def test_stop_event_ends_generate_at_the_next_token(loaded):
     from medr1_app.generation import GenerationSettings, model_view, stream_text
 
@@ -317,3 +333,54 @@ def test_export_round_trip(tmp_path):
     assert "**Answer:** B) MRI — *malformed*" in markdown
     with Image.open(png) as saved:
         assert np.array_equal(np.asarray(saved.convert("RGB")), np.asarray(picture)), "the PNG must be lossless"
+
+
+def test_upload_janitor_deletes_after_a_grace_period_and_only_in_the_upload_cache(tmp_path):
+    import time
+
+    import gradio as gr
+
+    from medr1_app.ui_ask import UploadJanitor
+
+    folder = Path(gr.utils.get_upload_folder()) / f"medr1-test-{time.time_ns()}"
+    folder.mkdir(parents=True)
+    upload = folder / "scan.dcm"
+    upload.write_bytes(b"x")
+    outside = tmp_path / "keep.dcm"
+    outside.write_bytes(b"x")
+    janitor = UploadJanitor(0.4)
+    janitor.release(upload)
+    janitor.release(outside)
+    time.sleep(0.25)
+    janitor.release(upload)  # read again by a second user: the countdown restarts
+    time.sleep(0.25)
+    assert upload.exists()
+    deadline = time.time() + 5
+    while janitor.pending() and time.time() < deadline:
+        time.sleep(0.02)
+    assert not upload.exists() and not folder.exists()
+    assert outside.exists(), "files outside Gradio's upload cache are never deleted"
+
+
+def test_upload_janitor_leaves_a_file_uploaded_again_since_it_was_read():
+    import os
+    import time
+
+    import gradio as gr
+
+    from medr1_app.ui_ask import UploadJanitor
+
+    folder = Path(gr.utils.get_upload_folder()) / f"medr1-test-{time.time_ns()}"
+    folder.mkdir(parents=True)
+    upload = folder / "scan.dcm"
+    upload.write_bytes(b"first")
+    janitor = UploadJanitor(0.2)
+    janitor.release(upload)
+    fresh = folder / "incoming"
+    fresh.write_bytes(b"first")
+    os.replace(fresh, upload)  # what Gradio does when another user uploads the same bytes
+    time.sleep(0.5)
+    assert upload.exists(), "the second user's upload must survive the first user's clean-up"
+    janitor.release(upload)
+    time.sleep(0.5)
+    assert not upload.exists()
