@@ -51,6 +51,7 @@ class RunSettings:
     save_steps: int = 10
     seed: int = 42
     gradient_checkpointing: bool = True
+    init_adapter: str | None = None
 
     def command(self, resume: bool = False) -> list[str]:
         """The exact command line the run executes."""
@@ -73,6 +74,8 @@ class RunSettings:
             args += ["--reward_modules", *self.reward_modules]
         if self.lora_target_modules:
             args += ["--lora_target_modules", *self.lora_target_modules]
+        if self.init_adapter:
+            args += ["--init_adapter", self.init_adapter]
         if resume:
             args += ["--resume_from_checkpoint", "auto"]
         return args
@@ -123,12 +126,17 @@ class TrainingRun:
     def running(self) -> bool:
         return self.process is not None and self.process.poll() is None
 
+    def request_stop(self) -> None:
+        """Ask the run to stop after the current step (it then saves its adapter); returns at once."""
+        if self.running:
+            self.stop_requested = True
+            self.process.send_signal(signal.SIGTERM)
+
     def stop(self, timeout: float = 120.0) -> None:
         """Ask the run to stop after the current step and save its adapter; kill it if it will not."""
         if not self.running:
             return
-        self.stop_requested = True
-        self.process.send_signal(signal.SIGTERM)
+        self.request_stop()
         try:
             self.process.wait(timeout)
         except subprocess.TimeoutExpired:

@@ -65,6 +65,10 @@ class GRPOScriptArguments(DataArguments):
     metrics_file: str | None = field(
         default=None, metadata={"help": "JSON-lines metrics for live plots (default: OUTPUT_DIR/metrics.jsonl)."}
     )
+    init_adapter: str | None = field(
+        default=None,
+        metadata={"help": "Continue training this LoRA adapter (a previous run's output) instead of a new one."},
+    )
     vllm: str = field(
         default="auto", metadata={"help": "Generate with vLLM: 'auto' (when installed and on GPU), 'on' or 'off'."}
     )

@@ -76,6 +76,13 @@ def train(
     dtype = model_args.dtype if torch.cuda.is_available() else "float32"
     model = load_model(name, dtype=dtype, attn_implementation=model_args.attn_implementation)
 
+    peft_config = lora_config(model_args)
+    if script_args.init_adapter:
+        from peft import PeftModel
+
+        model = PeftModel.from_pretrained(model, script_args.init_adapter, is_trainable=True)
+        peft_config = None
+
     output_dir = Path(training_args.output_dir)
     metrics = MetricsFileCallback(script_args.metrics_file or output_dir / "metrics.jsonl")
     trainer = GRPOTrainer(
@@ -84,7 +91,7 @@ def train(
         args=training_args,
         train_dataset=dataset,
         processing_class=processor,
-        peft_config=lora_config(model_args),
+        peft_config=peft_config,
         callbacks=[metrics, StopOnSignalCallback(), *(callbacks or [])],
     )
     metrics.trainer = trainer

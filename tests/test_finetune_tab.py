@@ -1,0 +1,124 @@
+"""The Fine-tune tab through the app's HTTP API: demo data, a real run, the adapter in the Ask tab."""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from pathlib import Path
+
+import pydicom.examples
+import pytest
+import reward_plugins  # noqa: F401 - registers "letter_a" in train.rewards, as a user's module would
+from medr1_app_testkit import RESULT, ask_args, launch
+
+from train.callbacks import read_metrics
+
+gradio_client = pytest.importorskip("gradio_client")
+from gradio_client import Client, handle_file  # noqa: E402
+
+TESTS = Path(__file__).parent
+CT = Path(pydicom.examples.get_path("ct"))
+# /finetune_start as clients see it: progress, 4 plots, samples, download, result (buttons stay server-side).
+PROGRESS, SAMPLES, DOWNLOAD, RESULT_TEXT = 0, 5, 6, 7
+
+
+@pytest.fixture(scope="module")
+def app(tiny_model_dir, tmp_path_factory):
+    from medr1_app.app import AppConfig, build_app
+    from medr1_app.training_runs import RunManager
+    from medr1_app.ui_finetune import finetune_tab
+
+    os.environ["PYTHONPATH"] = os.pathsep.join(filter(None, [str(TESTS), os.environ.get("PYTHONPATH")]))
+    runs = RunManager(tmp_path_factory.mktemp("runs"))
+    demo = build_app(AppConfig(model=str(tiny_model_dir), runs_dir=str(runs.runs_dir)), extra_tabs=[finetune_tab(runs)])
+    url = launch(demo)
+    yield demo, url, runs
+    demo.close()
+
+
+def start_kwargs(ctx, steps: int, rewards=("format", "accuracy", "letter_a")) -> dict:
+    return {
+        "model_key": ctx.default_model, "reward_names": list(rewards), "weight_text": "", "generations": 4,
+        "batch": 4, "lr": 5e-3, "rank": 4, "alpha": 8, "targets": "", "kl_beta": 0.04, "completion_len": 32,
+        "steps": steps, "pixels": 12544, "save_steps": 1, "run_seed": 0,
+    }  # fmt: skip
+
+
+def test_rewards_registered_in_train_appear_in_the_tab(app):
+    from medr1_app.ui_finetune import reward_choices, reward_modules
+
+    assert {"format", "accuracy", "letter_a"} <= set(reward_choices())
+    assert reward_modules(["format", "letter_a"]) == ["reward_plugins"]
+
+
+@pytest.mark.slow
+def test_demo_data_run_then_answer_with_the_adapter(app):
+    demo, url, runs = app
+    ctx = demo.medr1_context
+    client = Client(url, verbose=False)
+    report = client.predict(api_name="/finetune_demo")  # the validation report (State and button stay server-side)
+    assert "48 questions ready" in report and "| CT |" in report
+
+    job = client.submit(**start_kwargs(ctx, steps=3), api_name="/finetune_start")
+    final = job.result()
+    updates = job.outputs()
+    assert len(updates) >= 2, "progress should stream while training"
+    assert 'data-state="finished"' in final[PROGRESS] and "Adapter saved" in final[RESULT_TEXT]
+    assert "rewards:" in final[SAMPLES]
+    assert Path(final[DOWNLOAD]["value"]).suffix == ".zip" and final[DOWNLOAD]["interactive"]
+
+    run_dir = Path(runs.current.settings.output_dir)
+    assert runs.adapters() == [run_dir]
+    metrics = [r for r in read_metrics(run_dir / "metrics.jsonl") if "reward" in r]
+    assert [r["step"] for r in metrics] == [1, 2, 3]
+    assert all("rewards/letter_a/mean" in r and "kl" in r for r in metrics), "the tab's reward choice reaches the run"
+
+    message = client.predict(api_name="/finetune_load")[-1]
+    assert "Loaded" in message
+    key = f"adapter:{run_dir.resolve()}"
+    client.predict(handle_file(str(CT)), api_name="/open")
+    answer = client.predict(*ask_args(model=key, max_new_tokens=16), api_name="/ask")
+    assert answer[RESULT]["model"]["adapter"] == str(run_dir.resolve())
+
+
+@pytest.mark.slow
+def test_stop_then_sigkill_then_resume(app):
+    demo, url, runs = app
+    ctx = demo.medr1_context
+    client = Client(url, verbose=False)
+    client.predict(api_name="/finetune_demo")
+    job = client.submit(**start_kwargs(ctx, steps=400, rewards=("format", "letter_a")), api_name="/finetune_start")
+    first = _wait_for_run(runs, job)
+    _wait(lambda: first.status().step >= 1)
+    assert "Stopping" in client.predict(api_name="/finetune_stop")
+    stopped = job.result()
+    assert 'data-state="stopped"' in stopped[PROGRESS] and "Adapter saved" in stopped[RESULT_TEXT]
+
+    # A new run, killed as the OOM killer would: the app keeps serving and shows the failure.
+    client.predict(api_name="/finetune_demo")
+    job = client.submit(**start_kwargs(ctx, steps=6, rewards=("letter_a",)), api_name="/finetune_start")
+    run = _wait_for_run(runs, job, other_than=first)
+    _wait(lambda: (Path(run.settings.output_dir) / "checkpoint-2").is_dir())
+    os.killpg(run.process.pid, signal.SIGKILL)
+    failed = job.result()
+    assert 'data-state="failed"' in failed[PROGRESS] and "SIGKILL" in failed[RESULT_TEXT]
+    assert client.predict(handle_file(str(CT)), api_name="/open")  # still serving
+
+    resumed = client.submit(api_name="/finetune_resume").result()
+    assert 'data-state="finished"' in resumed[PROGRESS]
+    steps = [r["step"] for r in read_metrics(Path(run.settings.output_dir) / "metrics.jsonl") if "reward" in r]
+    assert steps[-1] == 6 and steps == sorted(set(steps))
+
+
+def _wait(condition, timeout: float = 300.0) -> None:
+    deadline = time.time() + timeout
+    while not condition():
+        assert time.time() < deadline, "timed out"
+        time.sleep(0.3)
+
+
+def _wait_for_run(runs, job, other_than=None):
+    """The run the start event launched (the app has one RunManager: at most one run at a time)."""
+    _wait(lambda: runs.current is not None and runs.current is not other_than and runs.current.running, 120)
+    return runs.current
