@@ -89,7 +89,19 @@ class LoadReport:
             f"max {lat[-1]:.2f} s",
             f"server RSS: {start:.0f} MiB after warm-up, peak {peak:.0f} MiB, end {end:.0f} MiB "
             f"(change {end - start:+.0f} MiB)",
+            "server RSS every 10 s (MiB): " + ", ".join(f"{v:.0f}" for v in self.rss_trend(10.0)),
         ]
+
+    def rss_trend(self, every: float) -> list[float]:
+        """The first sample at or after each multiple of ``every`` seconds, then the last sample."""
+        trend, mark = [], 0.0
+        for at, value in self.rss:
+            if at >= mark:
+                trend.append(value)
+                mark += every
+        if self.rss and (not trend or self.rss[-1][1] != trend[-1]):
+            trend.append(self.rss[-1][1])
+        return trend
 
 
 def reference_pass(url: str, images: list[Path], pool: list[tuple[str, int]], max_new_tokens: int) -> dict:

@@ -372,7 +372,7 @@ class AskController:
         samples: int,
         request: gr.Request,
     ) -> Iterator[tuple]:
-        """Outputs: viewer, answer, rationale, samples, downloads, status, banner, result."""
+        """Outputs: viewer, answer, rationale, samples, downloads, status, banner, model status, result."""
         session = _session(request)
         stop = self.ctx.stops.take(session)
         skip = gr.skip()
@@ -380,7 +380,7 @@ class AskController:
         started = time.perf_counter()
 
         def error(message: str) -> tuple:
-            return skip, skip, skip, skip, skip, render.status_html(message, "error"), skip, {"error": message}
+            return skip, skip, skip, skip, skip, render.status_html(message, "error"), skip, skip, {"error": message}
 
         try:
             if study is None:
@@ -406,6 +406,7 @@ class AskController:
                     None,
                     render.status_html(f"Loading {spec.label}… (first use)", "info"),
                     skip,
+                    skip,
                     None,
                 )
                 loaded = self.ctx.manager.get(key)
@@ -422,6 +423,7 @@ class AskController:
                 None,
                 render.status_html(working, "info"),
                 self.banner(key),
+                self.model_status(key),
                 None,
             )
             progress: AnswerProgress | None = None
@@ -439,6 +441,7 @@ class AskController:
                     render.answer_html(progress, options),
                     render.rationale_text(progress),
                     render.samples_html(progress, options),
+                    skip,
                     skip,
                     skip,
                     skip,
@@ -469,6 +472,7 @@ class AskController:
                 [str(p) for p in files],
                 render.status_html(done, "info"),
                 self.banner(key),
+                self.model_status(key),
                 record_dict(record),
             )
         except (ValueError, ModelLoadError) as exc:  # ImagingError is a ValueError
@@ -655,7 +659,7 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
         study, model, window, center, width, frame, question, option_count, *option_boxes,
         temperature, top_p, max_new_tokens, style, seed, samples,
     ]  # fmt: skip
-    ask_outputs = [viewer, answer_view, rationale, samples_view, downloads, ask_status, banner, result]
+    ask_outputs = [viewer, answer_view, rationale, samples_view, downloads, ask_status, banner, model_status, result]
     ask_event = ask_button.click(controller.arm, None, None, queue=False, api_visibility="private").then(
         controller.ask,
         ask_inputs,

@@ -94,6 +94,6 @@ def ask_args(
 
 
 # Indices of /ask's outputs.
-VIEWER, ANSWER, RATIONALE, SAMPLES, DOWNLOADS, STATUS, BANNER, RESULT = range(8)
+VIEWER, ANSWER, RATIONALE, SAMPLES, DOWNLOADS, STATUS, BANNER, MODEL_STATUS, RESULT = range(9)
 # Indices of /open's outputs (the State output is not returned to clients).
 OPEN_VIEWER, OPEN_STATUS, OPEN_METADATA, OPEN_WINDOW, OPEN_CENTER, OPEN_WIDTH, OPEN_FRAME, OPEN_UPLOAD = range(8)
