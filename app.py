@@ -14,11 +14,11 @@ import os
 if importlib.util.find_spec("spaces") is not None:
     import spaces  # noqa: F401  - ZeroGPU needs it imported before torch
 
-from medr1_app.app import AppConfig, build_app, launch_kwargs
+from medr1_app.app import AppConfig, build_app, default_tabs, launch_kwargs
 from medr1_app.gpu import on_spaces
 
 config = AppConfig()
-demo = build_app(config)
+demo = build_app(config, extra_tabs=default_tabs())  # training tabs stay hidden on a Space unless enabled
 if os.environ.get("MEDR1_PRELOAD", "1" if on_spaces() else "0") == "1":
     # Load (and on Spaces, download) the weights now, so the first visitor does not wait for them.
     demo.medr1_context.manager.get(demo.medr1_context.default_model)

@@ -68,6 +68,18 @@ class AppConfig:
     title: str = "medr1 — see a model reason about a medical image"
 
 
+def default_tabs() -> list[TabSpec]:
+    """The tabs ``medr1-app`` and the Space add after Ask: Fine-tune (issue #5) and Evaluate (issue #6).
+
+    Their modules build on :class:`TabSpec` and :class:`AppContext`; ``build_app`` itself adds no tab
+    unless asked, so tests and embedders choose what they compose.
+    """
+    from .ui_evaluate import evaluate_tab
+    from .ui_finetune import finetune_tab
+
+    return [finetune_tab(), evaluate_tab()]
+
+
 def build_context(
     config: AppConfig,
     registry: ModelRegistry | None = None,

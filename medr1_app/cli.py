@@ -36,6 +36,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-file-size", default="512mb", help="largest upload accepted (default: 512mb)")
     parser.add_argument("--preload", action="store_true", help="load the model at start-up instead of first use")
     parser.add_argument("--no-add-models", action="store_true", help="hide the 'Add a model' box")
+    parser.add_argument("--ask-only", action="store_true", help="only the Ask tab (no Fine-tune, no Evaluate)")
     return parser
 
 
@@ -46,7 +47,7 @@ def main(argv: list[str] | None = None) -> int:
     for noisy in ("httpx", "httpcore", "urllib3"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
-    from .app import AppConfig, build_app, launch_kwargs
+    from .app import AppConfig, build_app, default_tabs, launch_kwargs
 
     config = AppConfig(
         model=args.model,
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
         max_file_size=args.max_file_size,
     )
     try:
-        demo = build_app(config)
+        demo = build_app(config, extra_tabs=[] if args.ask_only else default_tabs())
         ctx = demo.medr1_context
         if args.preload:
             ctx.manager.get(ctx.default_model)

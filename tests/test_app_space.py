@@ -102,6 +102,7 @@ def test_space_entry_point_builds_the_app(tiny_model_dir, monkeypatch):
     namespace = runpy.run_path(str(ROOT / "app.py"), run_name="space_app")
     demo = namespace["demo"]
     assert isinstance(demo, gr.Blocks) and demo.medr1_context.manager.loaded.tiny
+    assert _tab_labels(demo) == ["Ask", "Fine-tune", "Evaluate"]
 
 
 def test_space_files(monkeypatch):
