@@ -477,6 +477,13 @@ class AskController:
             )
         except (ValueError, ModelLoadError) as exc:  # ImagingError is a ValueError
             yield error(str(exc))
+        except Exception as exc:  # e.g. out of GPU memory: say so in the panel, keep serving
+            # The traceback (code lines, no argument values) goes to the log for the operator.
+            logger.exception("Answering failed")
+            yield error(
+                f"The model failed ({type(exc).__name__}). Try fewer new tokens or samples; "
+                "the server log has the details."
+            )
         finally:
             self.ctx.stops.done(session, stop)
             if export_dir is not None:  # Gradio has copied the files into its cache by now

@@ -308,3 +308,16 @@ def test_export_files_hold_the_answer_and_no_file_name(scripted, tmp_path):
         assert "DOE" not in text and "JANE" not in text
     with Image.open(files["image.png"]) as png:
         assert list(png.size) == final[RESULT]["image"]["model_input_size"]
+
+
+def test_a_failing_generator_is_reported_and_the_app_keeps_serving(scripted, png_file):
+    stream, url = scripted
+    client = _client(url)
+    client.predict(handle_file(str(png_file)), api_name="/open")
+    try:
+        stream.responses = None  # the scripted generator now fails inside generation (TypeError)
+        final = client.predict(*ask_args(), api_name="/ask")
+    finally:
+        stream.responses = [WELL_FORMED]
+    assert "The model failed (TypeError)" in final[STATUS] and "error" in final[RESULT]
+    assert client.predict(*ask_args(), api_name="/ask")[RESULT]["samples"][0]["letter"] == "A"
