@@ -1,9 +1,9 @@
 """Hugging Face Space entry point: the same app as ``medr1-app``, configured from the environment.
 
 Space variables (Settings -> Variables): ``MEDR1_MODEL`` (default ``qwen2-vl-2b``; any ``--model``
-value of ``medr1-app``), ``MEDR1_ENABLE_FINETUNE=1`` to show training tabs (off on Spaces: ZeroGPU
-grants minutes, not hours), ``MEDR1_PRELOAD=0`` to load the model on the first question instead of at
-start-up. Locally, ``python app.py`` behaves like ``medr1-app`` with those defaults.
+value of ``medr1-app``); ``MEDR1_ENABLE_FINETUNE=1`` plus ``MEDR1_PASSWORD`` to show the training tabs
+behind a login (off on Spaces: ZeroGPU grants minutes, not hours); ``MEDR1_PRELOAD=0`` to load the model
+on the first question instead of at start-up. Locally, ``python app.py`` behaves like ``medr1-app``.
 """
 
 from __future__ import annotations

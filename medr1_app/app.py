@@ -59,13 +59,25 @@ class AppConfig:
     cache_dir: str | None = None
     device: str | None = None
     dtype: str | None = None
-    enable_training: bool = field(
-        default_factory=lambda: (not on_spaces()) or os.environ.get("MEDR1_ENABLE_FINETUNE", "") == "1"
-    )
+    public: bool = field(default_factory=on_spaces)
+    """Reachable by others: a hosted Space, or ``--host`` other than loopback."""
+    enable_training: bool | None = None
+    """None: on for a private app; on a public one only with MEDR1_ENABLE_FINETUNE=1 and MEDR1_PASSWORD set."""
     allow_add_models: bool = field(default_factory=lambda: not on_spaces())
     max_file_size: str = "512mb"
     upload_grace_seconds: float = 30.0
     title: str = "medr1 — see a model reason about a medical image"
+
+    def training_enabled(self) -> bool:
+        """Training tabs run arbitrary jobs on the server: a public app shows them only when asked and locked."""
+        if self.enable_training is not None:
+            return self.enable_training
+        if not self.public:
+            return True
+        wanted = os.environ.get("MEDR1_ENABLE_FINETUNE", "") == "1"
+        if wanted and not os.environ.get("MEDR1_PASSWORD"):
+            logger.warning("MEDR1_ENABLE_FINETUNE=1 ignored: a public app needs MEDR1_PASSWORD to protect training.")
+        return wanted and bool(os.environ.get("MEDR1_PASSWORD"))
 
 
 def default_tabs() -> list[TabSpec]:
@@ -129,7 +141,7 @@ def build_app(
             with gr.Tab("Ask", id="ask"):
                 ask: AskTab = build_ask_tab(ctx)
             for tab in extra_tabs:
-                if tab.training and not config.enable_training:
+                if tab.training and not config.training_enabled():
                     logger.info(
                         "Tab %r left out: training is disabled here (MEDR1_ENABLE_FINETUNE=1 enables it).", tab.title
                     )
@@ -157,5 +169,8 @@ def launch_kwargs(config: AppConfig | None = None, **overrides: Any) -> dict[str
         "css_paths": [STATIC / "medr1.css"],
         "theme": gr.themes.Soft(primary_hue="blue"),
     }
+    if config.public and config.training_enabled() and os.environ.get("MEDR1_PASSWORD"):
+        # Gradio's login page in front of the whole app, since a training tab is exposed publicly.
+        kwargs["auth"] = (os.environ.get("MEDR1_USER", "medr1"), os.environ["MEDR1_PASSWORD"])
     kwargs.update(overrides)
     return kwargs

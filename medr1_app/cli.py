@@ -57,6 +57,7 @@ def main(argv: list[str] | None = None) -> int:
         dtype=args.dtype,
         allow_add_models=not args.no_add_models,
         max_file_size=args.max_file_size,
+        public=args.host not in ("127.0.0.1", "localhost", "::1"),
     )
     try:
         demo = build_app(config, extra_tabs=[] if args.ask_only else default_tabs())

@@ -53,12 +53,16 @@ def test_on_a_space_training_tabs_and_adding_models_are_off(tiny_model_dir, monk
 
     monkeypatch.setenv("SPACE_ID", "someone/medr1")
     monkeypatch.delenv("MEDR1_ENABLE_FINETUNE", raising=False)
+    monkeypatch.delenv("MEDR1_PASSWORD", raising=False)
     tabs = [TabSpec("Fine-tune", lambda ctx: gr.Markdown(), training=True)]
     demo = build_app(AppConfig(model=str(tiny_model_dir), runs_dir=None), extra_tabs=tabs)
     assert _tab_labels(demo) == ["Ask"]
     assert not _has_label(demo, "Add a model")
     assert launch_kwargs()["server_name"] is None  # Spaces sets GRADIO_SERVER_NAME
-    monkeypatch.setenv("MEDR1_ENABLE_FINETUNE", "1")
+    monkeypatch.setenv("MEDR1_ENABLE_FINETUNE", "1")  # not enough on a public Space: a password is required too
+    demo = build_app(AppConfig(model=str(tiny_model_dir), runs_dir=None), extra_tabs=tabs)
+    assert _tab_labels(demo) == ["Ask"]
+    monkeypatch.setenv("MEDR1_PASSWORD", "s3cret")
     demo = build_app(AppConfig(model=str(tiny_model_dir), runs_dir=None), extra_tabs=tabs)
     assert _tab_labels(demo) == ["Ask", "Fine-tune"]
 

@@ -122,3 +122,33 @@ def _wait_for_run(runs, job, other_than=None):
     """The run the start event launched (the app has one RunManager: at most one run at a time)."""
     _wait(lambda: runs.current is not None and runs.current is not other_than and runs.current.running, 120)
     return runs.current
+
+
+@pytest.mark.parametrize(
+    ("env", "shown"),
+    [
+        ({}, False),
+        ({"MEDR1_ENABLE_FINETUNE": "1"}, False),
+        ({"MEDR1_ENABLE_FINETUNE": "1", "MEDR1_PASSWORD": "s3cret"}, True),
+    ],
+    ids=["default", "enabled-without-password", "enabled-with-password"],
+)
+def test_public_app_shows_training_only_when_enabled_and_password_protected(tiny_model_dir, monkeypatch, env, shown):
+    import gradio as gr
+
+    from medr1_app.app import AppConfig, build_app, launch_kwargs
+    from medr1_app.ui_finetune import finetune_tab
+
+    for name in ("MEDR1_ENABLE_FINETUNE", "MEDR1_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    config = AppConfig(model=str(tiny_model_dir), runs_dir=None, public=True)
+    demo = build_app(config, extra_tabs=[finetune_tab()])
+    tabs = {block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)}
+    assert ("Fine-tune" in tabs) is shown
+    assert ("auth" in launch_kwargs(config)) is shown
+    if shown:
+        assert launch_kwargs(config)["auth"] == ("medr1", "s3cret")
+    private = AppConfig(model=str(tiny_model_dir), runs_dir=None, public=False)
+    assert private.training_enabled() and "auth" not in launch_kwargs(private)

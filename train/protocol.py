@@ -171,6 +171,8 @@ def _letter_from_answer(answer: str, options: Sequence[str] | None) -> tuple[str
     text = _PREFIX.sub("", " ".join(answer.split())).strip()
     if not text:
         return None, "the answer block is empty"
+    if not options:
+        return None, None  # a free-text question: the answer is the text, never a letter
     valid = LETTERS[: len(options)] if options else LETTERS
     by_text = {_normalise(o): LETTERS[i] for i, o in enumerate(options or [])}
     alone = _LETTER_ALONE.match(text)
