@@ -110,7 +110,8 @@ def test_space_entry_point_builds_the_app(tiny_model_dir, monkeypatch):
 
 
 def test_space_files(monkeypatch):
-    text = (ROOT / "docs" / "app.md").read_text()
+    text = (ROOT / "README.md").read_text()
+    assert text.startswith("---\n"), "a Space reads its front matter from the very top of README.md"
     front = yaml.safe_load(text.split("---")[1])
     assert front["sdk"] == "gradio" and front["app_file"] == "app.py" and (ROOT / front["app_file"]).is_file()
     assert str(front["sdk_version"]).split(".")[0] == gr.__version__.split(".")[0]

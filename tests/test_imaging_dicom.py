@@ -408,7 +408,7 @@ def test_video_transfer_syntax_is_explained():
 
 
 def test_every_known_syntax_has_an_installed_decoder():
-    # The licence table in docs/imaging.md promises these; a missing dependency fails here.
+    # The licence table in the README promises these; a missing dependency fails here.
     missing = [label for _, label, plugins in codec_table() if not plugins]
     assert missing == []
 

@@ -4,7 +4,7 @@ pydicom 3 picks a decoding plugin per transfer syntax at run time (``pydicom.pix
 This module turns "no plugin available" into an :class:`UnsupportedCodec` that names the syntax in
 words and the package to install, so a clinician sees "compressed with JPEG Lossless; install
 python-gdcm" instead of a stack trace. The licence of every package we recommend is listed here and in
-``docs/imaging.md``: medr1 is Apache-2.0, so the recommended route never requires a GPL package
+the README (Licences of the DICOM codecs): medr1 is Apache-2.0, so the recommended route never requires a GPL package
 (pylibjpeg-libjpeg, GPL-3.0, also decodes the JPEG family but is left to the user's choice).
 """
 
