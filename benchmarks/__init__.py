@@ -1,0 +1,1 @@
+"""Benchmarks and the learning proof (scripts; not installed with the package)."""

@@ -1,0 +1,147 @@
+"""The learning proof's data: seeded train/held-out splits of the synthetic task, and warm-up targets.
+
+The task itself is ``train.synthetic`` (unchanged): four texture/colour "modalities" and a blob-size
+grading question, options shuffled per question. Train and held-out questions come from two different
+generator seeds, so no image (not even the same noise or blob position) appears on both sides.
+
+Warm-up targets name a *random* option ``k``, drawn independently of the image and of the gold answer:
+``<answer>{text of option k}</answer>`` (answer style "text") or ``<answer>{letter k}</answer>`` ("letter").
+They teach the layout and carry no information about which option is correct: after the warm-up the
+answer is right about one time in four, as the table's warm-up row shows.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from PIL import Image
+
+from train.data import Sample, load_samples
+from train.protocol import LETTERS, build_prompt, format_completion
+from train.synthetic import GRADES, TEXTURES, make_synthetic_dataset
+
+# Train and held-out generator seeds are derived from the run seed so both splits move with it.
+TRAIN_SEED_OFFSET, TEST_SEED_OFFSET = 1_000, 2_000
+
+
+@dataclass(frozen=True)
+class TaskSplits:
+    train_jsonl: Path
+    test_jsonl: Path
+    train: list[Sample]
+    test: list[Sample]
+
+
+OPTION_ORDERS = ("fixed", "shuffled")
+# The canonical option order of the "fixed" variant: the generator's own lists.
+CANONICAL_OPTIONS = {"Modality Recognition": list(TEXTURES), "Lesion Grading": list(GRADES)}
+
+
+def make_splits(
+    out_dir: Path, seed: int, n_train: int, n_test: int, blank_images: bool = False, options: str = "shuffled"
+) -> TaskSplits:
+    """Write the train and held-out splits (PNG + medr1 JSONL) under ``out_dir`` and load them back.
+
+    ``options="fixed"`` rewrites each question with its options in the generator's canonical order
+    (see :func:`fix_option_order`); images, questions and gold answers are unchanged.
+    """
+    if options not in OPTION_ORDERS:
+        raise ValueError(f"options must be one of {OPTION_ORDERS}, not {options!r}.")
+    paths = []
+    for split, n, offset in (("train", n_train, TRAIN_SEED_OFFSET), ("test", n_test, TEST_SEED_OFFSET)):
+        path = make_synthetic_dataset(out_dir / split, n, seed=seed + offset, blank_images=blank_images)
+        if options == "fixed":
+            path = fix_option_order(path, path.with_name("data-fixed-options.jsonl"))
+        paths.append(path)
+    return TaskSplits(paths[0], paths[1], load_samples(paths[0]).samples, load_samples(paths[1]).samples)
+
+
+def fix_option_order(src: Path, dst: Path) -> Path:
+    """Copy a synthetic JSONL with every question's options in canonical order, the gold letter remapped.
+
+    Why this variant exists: with shuffled options, answering with a letter needs a pointer from the
+    option the image shows to the letter printed before it. A random 2-layer model does not learn that
+    pointer within this script's CPU budget even from gold answers, so GRPO could not be judged on it.
+    With a fixed order each letter stands for one class, as in many real benchmarks' grading questions;
+    the classes are drawn uniformly, so no letter is right more often than another and with blank
+    images nothing above chance can be learned.
+    """
+    records = []
+    for line in src.read_text().splitlines():
+        record = json.loads(line)
+        gold = record["options"][LETTERS.index(record["answer"])]
+        record["options"] = CANONICAL_OPTIONS[record["question_type"]]
+        record["answer"] = LETTERS[record["options"].index(gold)]
+        records.append(record)
+    dst.write_text("".join(json.dumps(r) + "\n" for r in records))
+    return dst
+
+
+def grey_copies(samples: Sequence[Sample], grey_png: Path) -> list[Sample]:
+    """The same questions with one uniform grey picture instead of their images (for the warm-up).
+
+    Why: a warm-up on the real images with random answers teaches the model that the image does not
+    matter (the best fit to random answers is the same guess for every picture), and learning to read
+    the images afterwards took 2-3 times as many examples in our runs. With one grey picture there is no
+    variation to learn to ignore; the layout is learned all the same.
+    """
+    size = Image.open(samples[0].image).size if samples else (112, 112)
+    Image.new("RGB", size, (128, 128, 128)).save(grey_png)
+    return [dataclasses.replace(s, image=str(grey_png)) for s in samples]
+
+
+ANSWER_STYLES = ("text", "letter")
+
+
+def warmup_target(sample: Sample, rng: random.Random, prompt_style: str, answer_style: str) -> str:
+    """A well-formed answer for a random option (never looking at the gold letter or the image).
+
+    ``text`` answers with the option's text (``<answer>MRI</answer>``), which the kit's parser and
+    accuracy reward accept as that option; ``letter`` with its letter. In think style the rationale is
+    the option's text in both cases (it says which option was picked, nothing about the image).
+    """
+    if answer_style not in ANSWER_STYLES:
+        raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, not {answer_style!r}.")
+    k = rng.randrange(len(sample.options))
+    answer = sample.options[k] if answer_style == "text" else LETTERS[k]
+    return format_completion(sample.options[k], answer, style=prompt_style)
+
+
+def warmup_dataset(
+    samples: Sequence[Sample],
+    seed: int,
+    prompt_style: str,
+    answer_style: str,
+    max_pixels: int | None,
+    min_pixels: int | None,
+):
+    """TRL's prompt/completion VLM layout (as ``train.data.to_hf_dataset(with_targets=True)``) with random targets.
+
+    ``to_hf_dataset`` fixes its targets to the gold letter without a rationale; the warm-up needs the
+    opposite (a random option, possibly as text), so the rows are built here the same way.
+    """
+    from datasets import Dataset
+
+    from train.images import load_image
+
+    rng = random.Random(seed)
+    rows = {
+        "image_path": [s.image for s in samples],
+        "prompt": [[{"role": "user", "content": build_prompt(s.question, s.options, prompt_style)}] for s in samples],
+        "completion": [
+            [{"role": "assistant", "content": warmup_target(s, rng, prompt_style, answer_style)}] for s in samples
+        ],
+    }
+    dataset = Dataset.from_dict(rows)
+
+    def attach_images(batch: dict[str, list]) -> dict[str, list]:
+        batch["image"] = [load_image(p, max_pixels=max_pixels, min_pixels=min_pixels) for p in batch["image_path"]]
+        return batch
+
+    dataset.set_transform(attach_images)
+    return dataset

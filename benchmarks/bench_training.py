@@ -1,0 +1,347 @@
+"""Training speed and memory of medr1's GRPO: seconds per step, samples/s, generation tokens/s, peak memory.
+
+Every measurement runs the kit's real GRPO code (``train.grpo.train``, as ``medr1-train grpo``) for a few
+steps on the synthetic task, one configuration per subprocess so that peak memory is that run's own.
+
+* ``--device cpu`` (default): the tiny random Qwen2-VL of ``train.tiny_model``, LoRA and full fine-tuning,
+  ``num_generations`` 4 and 8.
+* ``--device cuda --random-2b``: a model with **Qwen2-VL-2B-Instruct's architecture and random weights**
+  (config values written below; no hub), at Med-R1's image size (384 px, 196 image tokens), for LoRA vs
+  full fine-tuning, gradient checkpointing on and off, ``num_generations`` 4 and 8.
+
+A random model rarely emits its end-of-turn token, so every completion runs to ``--max-completion-length``:
+generation cost is the worst case for that length, and tokens/s counts the tokens actually generated.
+
+    python benchmarks/bench_training.py                                  # CPU, tiny model
+    python benchmarks/bench_training.py --device cuda --random-2b        # GPU matrix (8 runs)
+    python benchmarks/bench_training.py --random-2b --shrink             # CPU dry run of the 2B code path
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from itertools import product
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+# Qwen/Qwen2-VL-2B-Instruct config.json (architecture only; token ids come from our offline tokenizer).
+QWEN2_VL_2B_TEXT = {
+    "vocab_size": 151936,
+    "hidden_size": 1536,
+    "intermediate_size": 8960,
+    "num_hidden_layers": 28,
+    "num_attention_heads": 12,
+    "num_key_value_heads": 2,
+    "hidden_act": "silu",
+    "max_position_embeddings": 32768,
+    "rms_norm_eps": 1e-6,
+    "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]},
+    "tie_word_embeddings": True,
+    "use_sliding_window": False,
+    "sliding_window": 32768,
+    "max_window_layers": 28,
+    "attention_dropout": 0.0,
+}
+QWEN2_VL_2B_VISION = {
+    "depth": 32,
+    "embed_dim": 1280,
+    "mlp_ratio": 4,
+    "num_heads": 16,
+    "in_chans": 3,
+    "hidden_size": 1536,
+    "patch_size": 14,
+    "spatial_merge_size": 2,
+    "temporal_patch_size": 2,
+    "hidden_act": "quick_gelu",
+}
+# Med-R1 trained at max_pixels 401408 on images resized to 384 px: 14 x 14 = 196 image tokens.
+MED_R1_MAX_PIXELS, MED_R1_IMAGE_SIZE = 401_408, 384
+TINY_MIN_PIXELS, TINY_MAX_PIXELS, TINY_IMAGE_SIZE = 56 * 56, 112 * 112, 112
+
+
+def build_random_2b(out_dir: Path, shrink: bool = False, seed: int = 0) -> Path:
+    """Qwen2-VL-2B-Instruct's architecture with random weights, saved with an offline processor.
+
+    ``shrink`` keeps every width but uses one text layer and one vision block: a CPU-sized dry run of the
+    exact code path (same vocabulary, hidden sizes, heads, image tokens) for machines without a GPU.
+    """
+    import torch
+    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+
+    from train.model_io import load_processor
+    from train.tiny_model import build_tiny_model
+
+    if (out_dir / "config.json").is_file():
+        return out_dir
+    with tempfile.TemporaryDirectory() as tmp:
+        # The tiny model's tokenizer, chat template and processor classes; only its processor is kept.
+        processor = load_processor(str(build_tiny_model(Path(tmp) / "tiny", seed=seed)))
+    tokenizer = processor.tokenizer
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>")}
+    text = dict(QWEN2_VL_2B_TEXT, bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"])
+    text["pad_token_id"] = ids["<|endoftext|>"]
+    vision = dict(QWEN2_VL_2B_VISION)
+    if shrink:
+        text.update(num_hidden_layers=1, max_window_layers=1)
+        vision["depth"] = 1
+    config = Qwen2VLConfig(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
+        video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
+        vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
+        vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
+    )
+    config.medr1_tiny_random = True  # random weights: the app and the model card must say so
+    torch.manual_seed(seed)
+    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
+    model = Qwen2VLForConditionalGeneration(config).to(dtype)
+    model.config.name_or_path = "medr1-random-qwen2-vl-2b-architecture"
+    model.generation_config.eos_token_id = ids["<|im_end|>"]
+    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    processor.image_processor.min_pixels = TINY_MIN_PIXELS
+    processor.image_processor.max_pixels = MED_R1_MAX_PIXELS
+    out_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(out_dir)
+    processor.save_pretrained(out_dir)
+    return out_dir
+
+
+def grpo_argv(cfg: dict[str, Any], model_dir: Path, data: Path, out_dir: Path) -> list[str]:
+    """The ``medr1-train grpo`` flags of one benchmark configuration."""
+    argv = [
+        "--model_name_or_path", str(model_dir),
+        "--dataset_path", str(data),
+        "--output_dir", str(out_dir),
+        "--prompt_style", "think",
+        "--max_pixels", str(cfg["max_pixels"]),
+        "--min_pixels", str(TINY_MIN_PIXELS),
+        "--max_steps", str(cfg["warmup_steps"] + cfg["steps"]),
+        "--per_device_train_batch_size", str(cfg["prompts_per_step"] * cfg["num_generations"]),
+        "--num_generations", str(cfg["num_generations"]),
+        "--max_completion_length", str(cfg["max_completion_length"]),
+        "--learning_rate", "1e-5" if cfg["mode"] == "full" else "1e-4",
+        "--use_peft", "true" if cfg["mode"] == "lora" else "false",
+        "--gradient_checkpointing", "true" if cfg["gradient_checkpointing"] else "false",
+        "--logging_steps", "1",
+        "--save_strategy", "no",
+        "--report_to", "none",
+        "--seed", "0",
+        "--dataloader_num_workers", "0",
+        "--disable_tqdm", "true",
+    ]  # fmt: skip
+    if cfg["image_size"]:
+        argv += ["--image_size", str(cfg["image_size"])]
+    return argv
+
+
+def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
+    """One configuration, in this process: GRPO for warm-up + measured steps; returns the figures."""
+    import torch
+    import trl
+
+    from train.grpo import make_parser, train
+    from train.prepare import device_flags
+    from train.synthetic import make_synthetic_dataset
+
+    torch.set_num_threads(cfg["threads"])
+    work = Path(cfg["work_dir"])
+    n = cfg["prompts_per_step"] * (cfg["warmup_steps"] + cfg["steps"])
+    data = make_synthetic_dataset(work / "data", max(n, 8), seed=0, size=cfg["image_size"] or TINY_IMAGE_SIZE)
+
+    generation: list[tuple[float, int]] = []
+    original = trl.GRPOTrainer._generate_single_turn
+
+    def timed(self, *args, **kwargs):
+        """Time generation and count the completion tokens it produced."""
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        start = time.perf_counter()
+        completion_ids, logprobs = original(self, *args, **kwargs)
+        if torch.cuda.is_available():
+            torch.cuda.synchronize()
+        generation.append((time.perf_counter() - start, sum(len(c) for c in completion_ids)))
+        return completion_ids, logprobs
+
+    trl.GRPOTrainer._generate_single_turn = timed
+    if torch.cuda.is_available():
+        torch.cuda.reset_peak_memory_stats()
+    out_dir = work / "run"
+    argv = device_flags(grpo_argv(cfg, Path(cfg["model_dir"]), data, out_dir))
+    script_args, training_args, model_args = make_parser().parse_args_and_config(args=argv)
+    start = time.perf_counter()
+    train(script_args, training_args, model_args)
+    wall = time.perf_counter() - start
+    from train.callbacks import read_metrics
+
+    steps = [r for r in read_metrics(out_dir / "metrics.jsonl") if "step_time" in r and "train_runtime" not in r]
+    measured = steps[cfg["warmup_steps"] :]
+    step_times = [r["step_time"] for r in measured]
+    gen = generation[cfg["warmup_steps"] :]
+    completions = cfg["prompts_per_step"] * cfg["num_generations"]
+    step_s = statistics.median(step_times) if step_times else float("nan")
+    return {
+        **{k: cfg[k] for k in ("mode", "gradient_checkpointing", "num_generations", "prompts_per_step")},
+        "max_completion_length": cfg["max_completion_length"],
+        "steps_measured": len(step_times),
+        "step_s": step_s,
+        "samples_per_s": completions / step_s,
+        "generation_s": statistics.median(g[0] for g in gen) if gen else None,
+        "generation_tokens_per_s": sum(g[1] for g in gen) / sum(g[0] for g in gen) if gen else None,
+        "mean_completion_tokens": sum(g[1] for g in gen) / len(gen) / completions if gen else None,
+        "peak_gpu_gib": torch.cuda.max_memory_allocated() / 2**30 if torch.cuda.is_available() else None,
+        "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+        "wall_s": wall,
+    }
+
+
+def hardware() -> str:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    text = f"{cpu}, {os.cpu_count()} cores visible"
+    if torch.cuda.is_available():
+        props = torch.cuda.get_device_properties(0)
+        text += f"; GPU {props.name}, {props.total_memory / 2**30:.0f} GiB"
+    return text + f"; torch {torch.__version__}"
+
+
+def format_table(results: list[dict[str, Any]]) -> str:
+    def num(value: float | None, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    lines = [
+        "| mode | grad. checkpointing | num_generations | completions/step | s/step | samples/s "
+        "| generation tok/s | peak GPU GiB | peak RSS GiB |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in results:
+        if "error" in r:
+            lines.append(f"| {r['mode']} | {'on' if r['gradient_checkpointing'] else 'off'} | {r['num_generations']} "
+                         f"| - | failed: {r['error']} | | | | |")  # fmt: skip
+            continue
+        lines.append(
+            f"| {r['mode']} | {'on' if r['gradient_checkpointing'] else 'off'} | {r['num_generations']} "
+            f"| {r['prompts_per_step'] * r['num_generations']} | {num(r['step_s'], '.2f')} "
+            f"| {num(r['samples_per_s'], '.1f')} | {num(r['generation_tokens_per_s'], '.0f')} "
+            f"| {num(r['peak_gpu_gib'], '.1f')} | {num(r['peak_rss_gib'], '.2f')} |"
+        )
+    return "\n".join(lines)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--random-2b", action="store_true", help="Qwen2-VL-2B architecture, random weights.")
+    parser.add_argument("--shrink", action="store_true", help="With --random-2b: 1 text layer, 1 vision block.")
+    parser.add_argument("--modes", nargs="+", choices=("lora", "full"), default=["lora", "full"])
+    parser.add_argument("--gradient-checkpointing", nargs="+", choices=("on", "off"), default=None)
+    parser.add_argument("--num-generations", nargs="+", type=int, default=[4, 8])
+    parser.add_argument("--prompts-per-step", type=int, default=None, help="Default: 4 (2B) or 8 (tiny).")
+    parser.add_argument("--max-completion-length", type=int, default=None, help="Default: 256 (2B) or 32 (tiny).")
+    parser.add_argument("--steps", type=int, default=3, help="Measured steps per configuration.")
+    parser.add_argument("--warmup-steps", type=int, default=1, help="Steps run first and not measured.")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads.")
+    parser.add_argument("--output", type=Path, default=Path("runs/bench"), help="Models, data, results.json.")
+    parser.add_argument("--single", help=argparse.SUPPRESS)  # internal: one configuration as JSON
+    args = parser.parse_args(argv)
+    big = args.random_2b
+    args.gradient_checkpointing = args.gradient_checkpointing or (["off", "on"] if args.device == "cuda" else ["off"])
+    args.prompts_per_step = args.prompts_per_step or (4 if big else 8)
+    args.max_completion_length = args.max_completion_length or (256 if big else 32)
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.single:
+        print("BENCH_RESULT " + json.dumps(run_one(json.loads(args.single))), flush=True)
+        return 0
+    import torch
+
+    if args.device == "cuda" and not torch.cuda.is_available():
+        sys.exit("--device cuda: no CUDA GPU is visible here. Run the CPU benchmark, or use a GPU machine.")
+    if args.device == "cpu" and torch.cuda.is_available():
+        os.environ["CUDA_VISIBLE_DEVICES"] = ""  # the subprocesses must not see the GPU
+    args.output.mkdir(parents=True, exist_ok=True)
+    if args.random_2b:
+        model_dir = build_random_2b(
+            args.output / ("random-qwen2-vl-2b" + ("-shrunk" if args.shrink else "")), args.shrink
+        )
+        max_pixels, image_size = MED_R1_MAX_PIXELS, MED_R1_IMAGE_SIZE
+    else:
+        from train.tiny_model import build_tiny_model
+
+        model_dir = args.output / "tiny-random-qwen2_vl"
+        if not (model_dir / "config.json").is_file():
+            build_tiny_model(model_dir, seed=0)
+        max_pixels, image_size = TINY_MAX_PIXELS, TINY_IMAGE_SIZE
+    results = []
+    for mode, checkpointing, generations in product(args.modes, args.gradient_checkpointing, args.num_generations):
+        cfg = {
+            "mode": mode,
+            "gradient_checkpointing": checkpointing == "on",
+            "num_generations": generations,
+            "prompts_per_step": args.prompts_per_step,
+            "max_completion_length": args.max_completion_length,
+            "steps": args.steps,
+            "warmup_steps": args.warmup_steps,
+            "threads": args.threads,
+            "max_pixels": max_pixels,
+            "image_size": image_size,
+            "model_dir": str(model_dir),
+            "work_dir": str(args.output / f"{mode}-gc{checkpointing}-g{generations}"),
+        }
+        print(f"[bench] {mode}, checkpointing {checkpointing}, num_generations {generations} ...", flush=True)
+        proc = subprocess.run(
+            [sys.executable, __file__, "--single", json.dumps(cfg)], capture_output=True, text=True, check=False
+        )
+        lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
+        if proc.returncode != 0 or not lines:
+            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
+            result = {**cfg, "error": tail[0][:200]}
+        else:
+            result = json.loads(lines[-1].removeprefix("BENCH_RESULT "))
+        results.append(result)
+        print(f"[bench] {json.dumps(result)}", flush=True)
+    record = {
+        "date": datetime.date.today().isoformat(),
+        "hardware": hardware(),
+        "model": "random Qwen2-VL-2B architecture" + (" (shrunk)" if args.shrink else "")
+        if args.random_2b
+        else "tiny random Qwen2-VL (train.tiny_model)",
+        "results": results,
+    }
+    (args.output / "results.json").write_text(json.dumps(record, indent=2))
+    print(f"\n## GRPO training speed: {record['model']}\n\n{record['date']}; {record['hardware']}\n")
+    print(format_table(results))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
