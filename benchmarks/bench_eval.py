@@ -22,6 +22,7 @@ import argparse
 import math
 import os
 import platform
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -29,60 +30,29 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
 import torch
 
+from benchmarks._qwen2vl_2b import random_2b_config
 from train.data import load_samples
 from train.eval_synthetic import make_grid_dataset
 from train.evaluate import balanced_subset, evaluate
 from train.model_io import load_for_inference, load_processor
 from train.tiny_model import build_tiny_model
 
-# Qwen2-VL-2B-Instruct's architecture (its config.json), minus the tokenizer-dependent token ids.
-QWEN2_VL_2B_TEXT = {
-    "vocab_size": 151936,
-    "hidden_size": 1536,
-    "intermediate_size": 8960,
-    "num_hidden_layers": 28,
-    "num_attention_heads": 12,
-    "num_key_value_heads": 2,
-    "max_position_embeddings": 32768,
-    "rms_norm_eps": 1e-6,
-    "tie_word_embeddings": True,
-    "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]},
-}
-QWEN2_VL_2B_VISION = {
-    "depth": 32,
-    "embed_dim": 1280,
-    "hidden_size": 1536,
-    "mlp_ratio": 4,
-    "num_heads": 16,
-    "patch_size": 14,
-    "spatial_merge_size": 2,
-    "temporal_patch_size": 2,
-}
-
 
 def random_2b(processor, device: str, dtype: torch.dtype):
     """Qwen2-VL-2B's architecture with random weights, created on ``device`` (no CPU copy of 2B weights)."""
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers import Qwen2VLForConditionalGeneration
 
-    tokenizer = processor.tokenizer
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|image_pad|>", "<|video_pad|>")}
-    ids |= {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|vision_start|>", "<|vision_end|>", "<|im_end|>")}
-    text = dict(QWEN2_VL_2B_TEXT, eos_token_id=ids["<|im_end|>"], pad_token_id=tokenizer.pad_token_id)
-    config = Qwen2VLConfig(
-        text_config=text,
-        vision_config=QWEN2_VL_2B_VISION,
-        image_token_id=ids["<|image_pad|>"],
-        video_token_id=ids["<|video_pad|>"],
-        vision_start_token_id=ids["<|vision_start|>"],
-        vision_end_token_id=ids["<|vision_end|>"],
-    )
+    config = random_2b_config(processor.tokenizer)
     torch.manual_seed(0)
     with torch.device(device):
         model = Qwen2VLForConditionalGeneration._from_config(config, dtype=dtype)
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = tokenizer.pad_token_id
+    model.generation_config.eos_token_id = config.text_config.eos_token_id
+    model.generation_config.pad_token_id = config.text_config.pad_token_id
     return model.eval()
 
 

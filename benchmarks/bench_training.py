@@ -42,36 +42,6 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-# Qwen/Qwen2-VL-2B-Instruct config.json (architecture only; token ids come from our offline tokenizer).
-QWEN2_VL_2B_TEXT = {
-    "vocab_size": 151936,
-    "hidden_size": 1536,
-    "intermediate_size": 8960,
-    "num_hidden_layers": 28,
-    "num_attention_heads": 12,
-    "num_key_value_heads": 2,
-    "hidden_act": "silu",
-    "max_position_embeddings": 32768,
-    "rms_norm_eps": 1e-6,
-    "rope_parameters": {"rope_type": "default", "rope_theta": 1_000_000.0, "mrope_section": [16, 24, 24]},
-    "tie_word_embeddings": True,
-    "use_sliding_window": False,
-    "sliding_window": 32768,
-    "max_window_layers": 28,
-    "attention_dropout": 0.0,
-}
-QWEN2_VL_2B_VISION = {
-    "depth": 32,
-    "embed_dim": 1280,
-    "mlp_ratio": 4,
-    "num_heads": 16,
-    "in_chans": 3,
-    "hidden_size": 1536,
-    "patch_size": 14,
-    "spatial_merge_size": 2,
-    "temporal_patch_size": 2,
-    "hidden_act": "quick_gelu",
-}
 # Med-R1 trained at max_pixels 401408 on images resized to 384 px: 14 x 14 = 196 image tokens.
 MED_R1_MAX_PIXELS, MED_R1_IMAGE_SIZE = 401_408, 384
 TINY_MIN_PIXELS, TINY_MAX_PIXELS, TINY_IMAGE_SIZE = 56 * 56, 112 * 112, 112
@@ -80,12 +50,12 @@ TINY_MIN_PIXELS, TINY_MAX_PIXELS, TINY_IMAGE_SIZE = 56 * 56, 112 * 112, 112
 def build_random_2b(out_dir: Path, shrink: bool = False, seed: int = 0) -> Path:
     """Qwen2-VL-2B-Instruct's architecture with random weights, saved with an offline processor.
 
-    ``shrink`` keeps every width but uses one text layer and one vision block: a CPU-sized dry run of the
-    exact code path (same vocabulary, hidden sizes, heads, image tokens) for machines without a GPU.
+    ``shrink``: one text layer and one vision block (see ``random_2b_config``).
     """
     import torch
-    from transformers import Qwen2VLConfig, Qwen2VLForConditionalGeneration
+    from transformers import Qwen2VLForConditionalGeneration
 
+    from benchmarks._qwen2vl_2b import random_2b_config
     from train.model_io import load_processor
     from train.tiny_model import build_tiny_model
 
@@ -95,28 +65,13 @@ def build_random_2b(out_dir: Path, shrink: bool = False, seed: int = 0) -> Path:
         # The tiny model's tokenizer, chat template and processor classes; only its processor is kept.
         processor = load_processor(str(build_tiny_model(Path(tmp) / "tiny", seed=seed)))
     tokenizer = processor.tokenizer
-    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in ("<|endoftext|>", "<|im_end|>")}
-    text = dict(QWEN2_VL_2B_TEXT, bos_token_id=ids["<|endoftext|>"], eos_token_id=ids["<|im_end|>"])
-    text["pad_token_id"] = ids["<|endoftext|>"]
-    vision = dict(QWEN2_VL_2B_VISION)
-    if shrink:
-        text.update(num_hidden_layers=1, max_window_layers=1)
-        vision["depth"] = 1
-    config = Qwen2VLConfig(
-        text_config=text,
-        vision_config=vision,
-        image_token_id=tokenizer.convert_tokens_to_ids("<|image_pad|>"),
-        video_token_id=tokenizer.convert_tokens_to_ids("<|video_pad|>"),
-        vision_start_token_id=tokenizer.convert_tokens_to_ids("<|vision_start|>"),
-        vision_end_token_id=tokenizer.convert_tokens_to_ids("<|vision_end|>"),
-    )
-    config.medr1_tiny_random = True  # random weights: the app and the model card must say so
+    config = random_2b_config(tokenizer, shrink)
     torch.manual_seed(seed)
     dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
     model = Qwen2VLForConditionalGeneration(config).to(dtype)
     model.config.name_or_path = "medr1-random-qwen2-vl-2b-architecture"
-    model.generation_config.eos_token_id = ids["<|im_end|>"]
-    model.generation_config.pad_token_id = ids["<|endoftext|>"]
+    model.generation_config.eos_token_id = config.text_config.eos_token_id
+    model.generation_config.pad_token_id = config.text_config.pad_token_id
     processor.image_processor.min_pixels = TINY_MIN_PIXELS
     processor.image_processor.max_pixels = MED_R1_MAX_PIXELS
     out_dir.mkdir(parents=True, exist_ok=True)
