@@ -133,6 +133,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--temperature", type=float, help="Sampling temperature of GRPO's completions.")
     parser.add_argument("--lora-r", type=int, default=16)
     parser.add_argument("--lora-alpha", type=int, default=32)
+    parser.add_argument(
+        "--lora-targets", nargs="+", help="Module names for LoRA (default: the kit's language-model projections)."
+    )
     parser.add_argument("--max-completion-length", type=int, default=24)
     parser.add_argument("--eval-every", type=int, help="GRPO steps between held-out evaluations.")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, see above).")
@@ -176,7 +179,7 @@ def grpo_argv(args: argparse.Namespace, model_dir: Path, train_jsonl: Path, out_
         "--seed", str(args.seed),
         "--dataloader_num_workers", "0",
         "--disable_tqdm", "true",
-    ]  # fmt: skip
+    ] + (["--lora_target_modules", *args.lora_targets] if args.lora_targets else [])  # fmt: skip
 
 
 def run_grpo(argv: list[str]) -> Path:
