@@ -22,7 +22,7 @@ from pathlib import Path
 from PIL import Image
 
 from train.data import Sample, load_samples
-from train.protocol import LETTERS, build_prompt, format_completion
+from train.protocol import LETTERS, format_completion
 from train.synthetic import GRADES, TEXTURES, make_synthetic_dataset
 
 # Train and held-out generator seeds are derived from the run seed so both splits move with it.
@@ -120,28 +120,14 @@ def warmup_dataset(
     max_pixels: int | None,
     min_pixels: int | None,
 ):
-    """TRL's prompt/completion VLM layout (as ``train.data.to_hf_dataset(with_targets=True)``) with random targets.
+    """The kit's TRL VLM dataset (``train.data.to_hf_dataset``) with a random-option ``completion`` column.
 
-    ``to_hf_dataset`` fixes its targets to the gold letter without a rationale; the warm-up needs the
-    opposite (a random option, possibly as text), so the rows are built here the same way.
+    ``to_hf_dataset(with_targets=True)`` targets the gold letter without a rationale; the warm-up needs
+    the opposite (a random option, possibly as text), so only the completion column is replaced here.
     """
-    from datasets import Dataset
-
-    from train.images import load_image
+    from train.data import to_hf_dataset
 
     rng = random.Random(seed)
-    rows = {
-        "image_path": [s.image for s in samples],
-        "prompt": [[{"role": "user", "content": build_prompt(s.question, s.options, prompt_style)}] for s in samples],
-        "completion": [
-            [{"role": "assistant", "content": warmup_target(s, rng, prompt_style, answer_style)}] for s in samples
-        ],
-    }
-    dataset = Dataset.from_dict(rows)
-
-    def attach_images(batch: dict[str, list]) -> dict[str, list]:
-        batch["image"] = [load_image(p, max_pixels=max_pixels, min_pixels=min_pixels) for p in batch["image_path"]]
-        return batch
-
-    dataset.set_transform(attach_images)
-    return dataset
+    targets = [warmup_target(s, rng, prompt_style, answer_style) for s in samples]
+    dataset = to_hf_dataset(samples, prompt_style, max_pixels=max_pixels, min_pixels=min_pixels)
+    return dataset.add_column("completion", [[{"role": "assistant", "content": t}] for t in targets])
