@@ -43,7 +43,13 @@ CANONICAL_OPTIONS = {"Modality Recognition": list(TEXTURES), "Lesion Grading": l
 
 
 def make_splits(
-    out_dir: Path, seed: int, n_train: int, n_test: int, blank_images: bool = False, options: str = "shuffled"
+    out_dir: Path,
+    seed: int,
+    n_train: int,
+    n_test: int,
+    blank_images: bool = False,
+    options: str = "shuffled",
+    image_size: int = 112,
 ) -> TaskSplits:
     """Write the train and held-out splits (PNG + medr1 JSONL) under ``out_dir`` and load them back.
 
@@ -54,7 +60,9 @@ def make_splits(
         raise ValueError(f"options must be one of {OPTION_ORDERS}, not {options!r}.")
     paths = []
     for split, n, offset in (("train", n_train, TRAIN_SEED_OFFSET), ("test", n_test, TEST_SEED_OFFSET)):
-        path = make_synthetic_dataset(out_dir / split, n, seed=seed + offset, blank_images=blank_images)
+        path = make_synthetic_dataset(
+            out_dir / split, n, seed=seed + offset, size=image_size, blank_images=blank_images
+        )
         if options == "fixed":
             path = fix_option_order(path, path.with_name("data-fixed-options.jsonl"))
         paths.append(path)

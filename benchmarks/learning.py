@@ -23,6 +23,12 @@ Why these settings (measured on this 2-core CPU; the README's "Does the RL loop 
 
 * **Model**: the tiny model (hidden size 64) learns too slowly even from gold labels; hidden size 128
   (0.57 M parameters, still 2 layers) learns the task supervised in ~50 steps, so the proof uses it.
+* **Image size 224 px** (``--image-size``): 64 image tokens instead of 16 in a prompt of about 150 text
+  tokens. The answer position sees the picture through attention that starts out spread evenly over
+  the prompt, so the share of image tokens sets how strong the pixel signal is at the start. Measured
+  side by side (seed 0, 200 steps): 72 % held-out at 224 px against 52.5 % at 112 px, at 1.7 times the
+  cost per step. Larger LoRA alpha (64) or two updates per generated batch (``--num-iterations 2``) did
+  not help (49 % and 29 % at step 200).
 * **Option order** (``--options``): each question lists its options in one fixed order per question
   type, so a letter names a class (as in many grading scales). With options shuffled per question the
   model must also find which letter the prompt put before the option the image shows; a random 2-layer
@@ -34,7 +40,7 @@ Why these settings (measured on this 2-core CPU; the README's "Does the RL loop 
   whose large, noisy gradients slow the accuracy signal; at 0.7 the layout holds and the four letters
   are still all sampled.
 
-Run (one CPU thread by default: two runs side by side use both cores)::
+Run (all CPU cores by default; the 15-minute goal is for a run alone on the machine)::
 
     python benchmarks/learning.py --seed 0
     python benchmarks/learning.py --seed 1
@@ -47,6 +53,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 from dataclasses import asdict
@@ -69,7 +76,7 @@ from benchmarks._task import ANSWER_STYLES, OPTION_ORDERS, grey_copies, make_spl
 from benchmarks._warmup import run_warmup
 
 # Image bounds of the tiny model's processor: a 112 x 112 picture becomes 16 image tokens.
-MIN_PIXELS, MAX_PIXELS = 56 * 56, 112 * 112
+MIN_PIXELS = 56 * 56
 
 # The issue's bar for the proof, on a 2-core CPU.
 GOAL_ACCURACY, GOAL_FORMAT, GOAL_SECONDS = 0.90, 0.95, 15 * 60
@@ -78,22 +85,24 @@ GOAL_ACCURACY, GOAL_FORMAT, GOAL_SECONDS = 0.90, 0.95, 15 * 60
 FULL = {
     "hidden_size": 128,
     "num_layers": 2,
+    "image_size": 224,
     "train_samples": 600,
     "test_samples": 200,
     "warmup_steps": 60,
     "warmup_images": "grey",
-    "grpo_steps": 400,
+    "grpo_steps": 300,
     "grpo_lr": 2e-3,
     "prompts_per_step": 16,
     "num_generations": 4,
     "temperature": 0.7,
-    "eval_every": 100,
+    "eval_every": 50,
 }
 # CI smoke version (about a minute): the tiny model, a warm-up too short to teach the layout fully, so
 # that the format reward has room to rise within a few GRPO steps.
 SMOKE = {
     "hidden_size": 64,
     "num_layers": 2,
+    "image_size": 112,
     "train_samples": 64,
     "test_samples": 16,
     "warmup_steps": 20,
@@ -137,8 +146,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--lora-targets", nargs="+", help="Module names for LoRA (default: the kit's language-model projections)."
     )
     parser.add_argument("--max-completion-length", type=int, default=24)
+    parser.add_argument("--image-size", type=int, help="Side of the synthetic images in pixels (proof: 224).")
+    parser.add_argument("--num-iterations", type=int, default=1, help="GRPO updates per generated batch.")
+    parser.add_argument("--grpo-extra", default="", help="Extra medr1-train grpo flags, e.g. '--epsilon 0.3'.")
     parser.add_argument("--eval-every", type=int, help="GRPO steps between held-out evaluations.")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1, see above).")
+    parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads (default: all cores).")
     args = parser.parse_args(argv)
     for key, value in (SMOKE if args.smoke else FULL).items():
         if getattr(args, key) is None:
@@ -151,12 +163,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def grpo_argv(args: argparse.Namespace, model_dir: Path, train_jsonl: Path, out_dir: Path) -> list[str]:
     """The ``medr1-train grpo`` command line of the RL phase (printed, so it can be rerun by hand)."""
+    extra = shlex.split(args.grpo_extra)
     return [
         "--model_name_or_path", str(model_dir),
         "--dataset_path", str(train_jsonl),
         "--output_dir", str(out_dir),
         "--prompt_style", args.prompt_style,
-        "--max_pixels", str(MAX_PIXELS),
+        "--max_pixels", str(args.image_size**2),
         "--min_pixels", str(MIN_PIXELS),
         "--reward_funcs", "format", "accuracy",
         "--max_steps", str(args.grpo_steps),
@@ -179,7 +192,8 @@ def grpo_argv(args: argparse.Namespace, model_dir: Path, train_jsonl: Path, out_
         "--seed", str(args.seed),
         "--dataloader_num_workers", "0",
         "--disable_tqdm", "true",
-    ] + (["--lora_target_modules", *args.lora_targets] if args.lora_targets else [])  # fmt: skip
+        "--num_iterations", str(args.num_iterations),
+    ] + (["--lora_target_modules", *args.lora_targets] if args.lora_targets else []) + extra  # fmt: skip
 
 
 def run_grpo(argv: list[str]) -> Path:
@@ -194,14 +208,14 @@ def run_grpo(argv: list[str]) -> Path:
 def evaluate_dir(model_dir: Path, adapter: Path | None, samples, args: argparse.Namespace) -> HeldOutResult:
     from train.model_io import load_for_inference, load_processor
 
-    processor = load_processor(str(model_dir), max_pixels=MAX_PIXELS, min_pixels=MIN_PIXELS)
+    processor = load_processor(str(model_dir), max_pixels=args.image_size**2, min_pixels=MIN_PIXELS)
     model = load_for_inference(str(model_dir), str(adapter) if adapter else None, dtype="float32")
     return held_out(
         model,
         processor,
         samples,
         prompt_style=args.prompt_style,
-        max_pixels=MAX_PIXELS,
+        max_pixels=args.image_size**2,
         min_pixels=MIN_PIXELS,
         max_new_tokens=args.max_completion_length,
     )
@@ -275,7 +289,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         num_layers=args.num_layers,
     )
     splits = make_splits(
-        out / "data", args.seed, args.train_samples, args.test_samples, args.blank_images, args.options
+        out / "data", args.seed, args.train_samples, args.test_samples, args.blank_images, args.options, args.image_size
     )
     print(f"[learning] data: {len(splits.train)} train / {len(splits.test)} held-out questions", flush=True)
     random_eval = evaluate_dir(base, None, splits.test, args)
@@ -292,7 +306,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         learning_rate=args.warmup_lr,
         prompt_style=args.prompt_style,
         answer_style=args.answer,
-        max_pixels=MAX_PIXELS,
+        max_pixels=args.image_size**2,
         min_pixels=MIN_PIXELS,
     )
     timings["warmup"] = time.time() - tick
@@ -308,7 +322,10 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 
     tick = time.time()
     for checkpoint in sorted(grpo_dir.glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1])):
-        evals[int(checkpoint.name.split("-")[1])] = evaluate_dir(warm, checkpoint, splits.test, args)
+        step = int(checkpoint.name.split("-")[1])
+        evals[step] = evaluate_dir(warm, checkpoint, splits.test, args)
+        result = evals[step]
+        print(f"[learning] step {step}: accuracy {result.accuracy:.3f} {result.by_type}, format {result.format_rate}")
     if args.grpo_steps not in evals:  # the final adapter, when the last step was not a checkpoint step
         evals[args.grpo_steps] = evaluate_dir(warm, grpo_dir, splits.test, args)
     timings["evaluation"] = time.time() - tick + timings.pop("setup")

@@ -74,7 +74,7 @@ def test_grey_copies_keep_questions_and_hide_the_pictures(tmp_path):
 def test_grpo_smoke_raises_mean_reward(tmp_path):
     from benchmarks.learning import parse_args, run
 
-    args = parse_args(["--smoke", "--seed", "0", "--output-dir", str(tmp_path / "run")])
+    args = parse_args(["--smoke", "--seed", "0", "--threads", "1", "--output-dir", str(tmp_path / "run")])
     results = run(args)
 
     logged = results["logged"]
