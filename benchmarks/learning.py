@@ -75,7 +75,7 @@ from benchmarks._heldout import HeldOutResult, held_out
 from benchmarks._task import ANSWER_STYLES, OPTION_ORDERS, grey_copies, make_splits
 from benchmarks._warmup import run_warmup
 
-# Image bounds of the tiny model's processor: a 112 x 112 picture becomes 16 image tokens.
+# Lower image bound of the processor; the upper one is --image-size squared (224 px: 64 image tokens).
 MIN_PIXELS = 56 * 56
 
 # The bar for the proof, on a 2-core CPU.
@@ -148,7 +148,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--max-completion-length", type=int, default=24)
     parser.add_argument("--image-size", type=int, help="Side of the synthetic images in pixels (proof: 224).")
     parser.add_argument("--num-iterations", type=int, default=1, help="GRPO updates per generated batch.")
-    parser.add_argument("--grpo-extra", default="", help="Extra medr1-train grpo flags, e.g. '--epsilon 0.3'.")
+    parser.add_argument("--grpo-extra", default="", help="More medr1-train grpo flags: --grpo-extra='--epsilon 0.3'.")
     parser.add_argument("--eval-every", type=int, help="GRPO steps between held-out evaluations.")
     parser.add_argument("--threads", type=int, default=os.cpu_count(), help="torch CPU threads (default: all cores).")
     args = parser.parse_args(argv)
