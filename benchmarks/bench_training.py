@@ -8,6 +8,8 @@ steps on the synthetic task, one configuration per subprocess so that peak memor
 * ``--device cuda --random-2b``: a model with **Qwen2-VL-2B-Instruct's architecture and random weights**
   (config values written below; no hub), at Med-R1's image size (384 px, 196 image tokens), for LoRA vs
   full fine-tuning, gradient checkpointing on and off, ``num_generations`` 4 and 8.
+* ``--modes lora lora-unmerged``: LoRA sampling with the adapter merged into weight copies (the kit's
+  default, ``train.merged_generation``) against PEFT's unmerged adapter, side by side.
 
 A random model rarely emits its end-of-turn token, so every completion runs to ``--max-completion-length``:
 generation cost is the worst case for that length, and tokens/s counts the tokens actually generated.
@@ -67,8 +69,10 @@ def build_random_2b(out_dir: Path, shrink: bool = False, seed: int = 0) -> Path:
     tokenizer = processor.tokenizer
     config = random_2b_config(tokenizer, shrink)
     torch.manual_seed(seed)
-    dtype = torch.bfloat16 if torch.cuda.is_available() else torch.float32
-    model = Qwen2VLForConditionalGeneration(config).to(dtype)
+    cuda = torch.cuda.is_available()
+    # Random init of 2.2B parameters takes minutes on CPU cores and seconds on the GPU.
+    with torch.device("cuda" if cuda else "cpu"):
+        model = Qwen2VLForConditionalGeneration(config).to(torch.bfloat16 if cuda else torch.float32)
     model.config.name_or_path = "medr1-random-qwen2-vl-2b-architecture"
     model.generation_config.eos_token_id = config.text_config.eos_token_id
     model.generation_config.pad_token_id = config.text_config.pad_token_id
@@ -94,7 +98,8 @@ def grpo_argv(cfg: dict[str, Any], model_dir: Path, data: Path, out_dir: Path) -
         "--num_generations", str(cfg["num_generations"]),
         "--max_completion_length", str(cfg["max_completion_length"]),
         "--learning_rate", "1e-5" if cfg["mode"] == "full" else "1e-4",
-        "--use_peft", "true" if cfg["mode"] == "lora" else "false",
+        "--use_peft", "false" if cfg["mode"] == "full" else "true",
+        "--merge_lora_for_generation", "false" if cfg["mode"] == "lora-unmerged" else "true",
         "--gradient_checkpointing", "true" if cfg["gradient_checkpointing"] else "false",
         "--logging_steps", "1",
         "--save_strategy", "no",
@@ -111,9 +116,8 @@ def grpo_argv(cfg: dict[str, Any], model_dir: Path, data: Path, out_dir: Path) -
 def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
     """One configuration, in this process: GRPO for warm-up + measured steps; returns the figures."""
     import torch
-    import trl
 
-    from train.grpo import make_parser, train
+    from train.grpo import grpo_trainer_class, make_parser, train
     from train.prepare import device_flags
     from train.synthetic import make_synthetic_dataset
 
@@ -123,7 +127,8 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
     data = make_synthetic_dataset(work / "data", max(n, 8), seed=0, size=cfg["image_size"] or TINY_IMAGE_SIZE)
 
     generation: list[tuple[float, int]] = []
-    original = trl.GRPOTrainer._generate_single_turn
+    trainer_class = grpo_trainer_class()  # its generation includes merging the LoRA adapter, when it does
+    original = trainer_class._generate_single_turn
 
     def timed(self, *args, **kwargs):
         """Time generation and count the completion tokens it produced."""
@@ -136,7 +141,7 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
         generation.append((time.perf_counter() - start, sum(len(c) for c in completion_ids)))
         return completion_ids, logprobs
 
-    trl.GRPOTrainer._generate_single_turn = timed
+    trainer_class._generate_single_turn = timed
     if torch.cuda.is_available():
         torch.cuda.reset_peak_memory_stats()
     out_dir = work / "run"
@@ -166,6 +171,17 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "wall_s": wall,
     }
+
+
+def failure_reason(output: str) -> str:
+    """One line for the table: running out of GPU memory is named as such, whatever layer noticed it.
+
+    cuBLAS reports it as ``CUBLAS_STATUS_ALLOC_FAILED`` when the allocator is already full.
+    """
+    if any(sign in output for sign in ("OutOfMemoryError", "CUDA out of memory", "CUBLAS_STATUS_ALLOC_FAILED")):
+        return "out of GPU memory"
+    tail = output.strip().splitlines()[-1:] or ["no output"]
+    return tail[0][:200]
 
 
 def hardware() -> str:
@@ -214,7 +230,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--random-2b", action="store_true", help="Qwen2-VL-2B architecture, random weights.")
     parser.add_argument("--shrink", action="store_true", help="With --random-2b: 1 text layer, 1 vision block.")
-    parser.add_argument("--modes", nargs="+", choices=("lora", "full"), default=["lora", "full"])
+    parser.add_argument(
+        "--modes",
+        nargs="+",
+        choices=("lora", "lora-unmerged", "full"),
+        default=["lora", "full"],
+        help="lora-unmerged: LoRA sampling through PEFT's unmerged adapter (--merge_lora_for_generation false).",
+    )
     parser.add_argument("--gradient-checkpointing", nargs="+", choices=("on", "off"), default=None)
     parser.add_argument("--num-generations", nargs="+", type=int, default=[4, 8])
     parser.add_argument("--prompts-per-step", type=int, default=None, help="Default: 4 (2B) or 8 (tiny).")
@@ -278,8 +300,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
         if proc.returncode != 0 or not lines:
-            tail = (proc.stderr or proc.stdout).strip().splitlines()[-1:] or ["no output"]
-            result = {**cfg, "error": tail[0][:200]}
+            result = {**cfg, "error": failure_reason(proc.stderr or proc.stdout)}
         else:
             result = json.loads(lines[-1].removeprefix("BENCH_RESULT "))
         results.append(result)

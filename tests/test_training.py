@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -89,8 +90,15 @@ def test_grpo_resumes_after_a_crash(tmp_path, tiny_model_dir, synthetic_jsonl):
     crashed = run_cli([*args, "--resume_from_checkpoint", "auto"], env={"MEDR1_CRASH_AT_STEP": "2"}, check=False)
     assert crashed.returncode == 137
     assert (out / "checkpoint-2").is_dir() and not (out / "adapter_model.safetensors").exists()
+    # What a kill while saving step 3 leaves behind: a checkpoint folder without its trainer state, and a
+    # half-written metrics line. Resuming must skip both rather than fail.
+    (out / "checkpoint-3").mkdir()
+    shutil.copy(out / "checkpoint-2" / "adapter_model.safetensors", out / "checkpoint-3")
+    with (out / "metrics.jsonl").open("a") as handle:
+        handle.write('{"step": 3, "rewa')
 
-    run_cli([*args, "--resume_from_checkpoint", "auto"])
+    resumed = run_cli([*args, "--resume_from_checkpoint", "auto"])
+    assert "Skipping checkpoint-3" in resumed.stderr + resumed.stdout
     state = json.loads((out / "checkpoint-4" / "trainer_state.json").read_text())
     assert state["global_step"] == 4
     steps = [r["step"] for r in read_metrics(out / "metrics.jsonl") if "reward" in r]

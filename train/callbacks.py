@@ -47,12 +47,9 @@ class MetricsFileCallback(TrainerCallback):
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
         if self.path.exists():
-            kept = [
-                line
-                for line in self.path.read_text().splitlines()
-                if line.strip() and json.loads(line).get("step", 0) <= state.global_step
-            ]
-            self.path.write_text("".join(line + "\n" for line in kept))
+            # read_metrics drops a half-written last line left by a killed run.
+            kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= state.global_step]
+            self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
         self._write({"event": "train_begin", "step": state.global_step, "max_steps": state.max_steps})
 
     def on_log(self, args, state, control, logs=None, **kwargs):

@@ -72,6 +72,13 @@ class GRPOScriptArguments(DataArguments):
     vllm: str = field(
         default="auto", metadata={"help": "Generate with vLLM: 'auto' (when installed and on GPU), 'on' or 'off'."}
     )
+    merge_lora_for_generation: bool = field(
+        default=True,
+        metadata={
+            "help": "Sample completions with the LoRA adapter merged into copies of the weights (faster; the "
+            "trained weights are untouched). Not with vLLM, ZeRO-3 or FSDP."
+        },
+    )
 
 
 @dataclass

@@ -2,12 +2,14 @@
 
 In the style of TRL's ``grpo_vlm.py`` example: our data options plus TRL's ``GRPOConfig`` and
 ``ModelConfig``, parsed from flags and/or ``--config recipe.yaml``; the model, processor, dataset and
-rewards built here and handed to TRL's ``GRPOTrainer`` unchanged. Multi-GPU and multi-node runs are the
+rewards built here and handed to TRL's ``GRPOTrainer``, whose one change here is sampling with the LoRA
+adapter merged into weight copies (``train.merged_generation``). Multi-GPU and multi-node runs are the
 same command under ``accelerate launch --config_file train/recipes/accelerate/zero2.yaml``.
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import logging
@@ -19,6 +21,7 @@ import torch
 from train.callbacks import MetricsFileCallback, StopOnSignalCallback, read_metrics
 from train.config import GRPOScriptArguments, MedR1ModelConfig
 from train.data import to_hf_dataset
+from train.merged_generation import can_merge_for_generation, lora_merged_for_generation
 from train.model_io import load_model, load_processor, lora_config
 from train.prepare import device_flags, load_training_samples, resolve_resume, write_model_card
 from train.rewards import get_reward_funcs
@@ -42,6 +45,26 @@ def use_vllm(choice: str) -> bool:
     return choice == "on" or (choice == "auto" and available)
 
 
+@functools.cache
+def grpo_trainer_class():
+    """TRL's ``GRPOTrainer``, sampling with the LoRA adapter merged when that is safe (see merged_generation).
+
+    Built on first use so that importing this module does not import TRL; cached so there is one class.
+    """
+    from trl import GRPOTrainer
+
+    class MedR1GRPOTrainer(GRPOTrainer):
+        merge_lora_for_generation = True
+
+        def _generate_single_turn(self, *args, **kwargs):
+            if not (self.merge_lora_for_generation and can_merge_for_generation(self)):
+                return super()._generate_single_turn(*args, **kwargs)
+            with lora_merged_for_generation(self.model):
+                return super()._generate_single_turn(*args, **kwargs)
+
+    return MedR1GRPOTrainer
+
+
 def train(
     script_args: GRPOScriptArguments, training_args, model_args: MedR1ModelConfig, callbacks: list | None = None
 ) -> Path:
@@ -49,8 +72,6 @@ def train(
 
     ``callbacks`` are extra ``TrainerCallback``s (the app's progress reporting, tests' probes).
     """
-    from trl import GRPOTrainer
-
     for module in script_args.reward_modules:
         importlib.import_module(module)
     reward_funcs = get_reward_funcs(script_args.reward_funcs)
@@ -85,7 +106,7 @@ def train(
 
     output_dir = Path(training_args.output_dir)
     metrics = MetricsFileCallback(script_args.metrics_file or output_dir / "metrics.jsonl")
-    trainer = GRPOTrainer(
+    trainer = grpo_trainer_class()(
         model=model,
         reward_funcs=reward_funcs,
         args=training_args,
@@ -94,6 +115,7 @@ def train(
         peft_config=peft_config,
         callbacks=[metrics, StopOnSignalCallback(), *(callbacks or [])],
     )
+    trainer.merge_lora_for_generation = script_args.merge_lora_for_generation
     metrics.trainer = trainer
     trainer.train(resume_from_checkpoint=resolve_resume(training_args.resume_from_checkpoint, str(output_dir)))
     trainer.save_model(str(output_dir))

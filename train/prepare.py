@@ -58,23 +58,44 @@ def device_flags(argv: list[str]) -> list[str]:
 
 
 def resolve_resume(value: str | bool | None, output_dir: str) -> str | bool | None:
-    """``--resume_from_checkpoint auto|true|last`` resumes the latest checkpoint if there is one.
+    """``--resume_from_checkpoint auto|true|last`` resumes the latest *complete* checkpoint if there is one.
 
-    With 'auto' a first run simply starts, so the same command restarts a crashed job.
+    With 'auto' a first run simply starts, so the same command restarts a crashed job. A job killed while
+    saving leaves a ``checkpoint-N`` folder without ``trainer_state.json`` (the Trainer writes it last);
+    resuming from it fails, so such folders are skipped with a warning and the one before is used.
     """
     if value is None or value is False:
         return None
     if isinstance(value, str) and value.lower() in ("auto", "true", "last"):
-        from transformers.trainer_utils import get_last_checkpoint
-
-        last = get_last_checkpoint(output_dir) if Path(output_dir).is_dir() else None
+        last = last_complete_checkpoint(Path(output_dir))
         if last is None:
             if value.lower() != "auto":
-                raise FileNotFoundError(f"No checkpoint to resume in {output_dir}.")
+                raise FileNotFoundError(f"No complete checkpoint to resume in {output_dir}.")
             return None
         logger.info("Resuming from %s", last)
-        return last
+        return str(last)
     return value
+
+
+def last_complete_checkpoint(output_dir: Path) -> Path | None:
+    """The highest ``checkpoint-N`` folder holding ``trainer_state.json``; incomplete ones are reported."""
+    from transformers.trainer import TRAINER_STATE_NAME
+    from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+    if not output_dir.is_dir():
+        return None
+    numbered = []
+    for path in output_dir.glob(f"{PREFIX_CHECKPOINT_DIR}-*"):
+        suffix = path.name.removeprefix(f"{PREFIX_CHECKPOINT_DIR}-")
+        if path.is_dir() and suffix.isdigit():
+            numbered.append((int(suffix), path))
+    for _, path in sorted(numbered, reverse=True):
+        if (path / TRAINER_STATE_NAME).is_file():
+            return path
+        logger.warning(
+            "Skipping %s: it has no %s, so the run was stopped while saving it.", path.name, TRAINER_STATE_NAME
+        )
+    return None
 
 
 def write_model_card(
