@@ -4,7 +4,8 @@ The task itself is ``train.synthetic`` (unchanged): four texture/colour "modalit
 grading question, options shuffled per question. Train and held-out questions come from two different
 generator seeds, so no image (not even the same noise or blob position) appears on both sides.
 
-Warm-up targets name a *random* option ``k``, drawn independently of the image and of the gold answer:
+Warm-up targets name a *random* option ``k``, chosen independently of the image and of the gold answer
+(balanced over the options, see :func:`warmup_choices`):
 ``<answer>{text of option k}</answer>`` (answer style "text") or ``<answer>{letter k}</answer>`` ("letter").
 They teach the layout and carry no information about which option is correct: after the warm-up the
 answer is right about one time in four, as the table's warm-up row shows.
@@ -106,8 +107,33 @@ def grey_copies(samples: Sequence[Sample], grey_png: Path) -> list[Sample]:
 ANSWER_STYLES = ("text", "letter")
 
 
-def warmup_target(sample: Sample, rng: random.Random, prompt_style: str, answer_style: str) -> str:
-    """A well-formed answer for a random option (never looking at the gold letter or the image).
+def warmup_choices(samples: Sequence[Sample], rng: random.Random) -> list[int]:
+    """The option each warm-up target names: random, never looking at the gold answer or the image, *balanced*.
+
+    Within each question type, every run of ``len(options)`` consecutive questions names each option once,
+    in a random order. Why balanced rather than drawn independently: the warm-up's last batches set the
+    letter prior GRPO starts from, and an independent draw left it skewed (seed 1: A/B/C/D sampled
+    21/39/31/8 % at temperature 0.7). GRPO only sees a letter rewarded when it samples it on an image of
+    that class, so the rare letter's class was merged into a neighbour's and never recovered (held-out
+    65 %). With balanced targets read in order (``train_sampling_strategy="sequential"`` in
+    ``_warmup.py``), every batch pushes the prior towards uniform.
+    """
+    counts: dict[str, int] = {}
+    blocks: dict[str, list[int]] = {}
+    choices = []
+    for sample in samples:
+        key = str(sample.question_type)
+        position = counts.get(key, 0)
+        counts[key] = position + 1
+        n = len(sample.options)
+        if position % n == 0 or len(blocks[key]) != n:
+            blocks[key] = rng.sample(range(n), n)
+        choices.append(blocks[key][position % n])
+    return choices
+
+
+def warmup_target(sample: Sample, k: int, prompt_style: str, answer_style: str) -> str:
+    """A well-formed answer naming option ``k`` (chosen by :func:`warmup_choices`, blind to the gold answer).
 
     ``text`` answers with the option's text (``<answer>MRI</answer>``), which the kit's parser and
     accuracy reward accept as that option; ``letter`` with its letter. In think style the rationale is
@@ -115,7 +141,6 @@ def warmup_target(sample: Sample, rng: random.Random, prompt_style: str, answer_
     """
     if answer_style not in ANSWER_STYLES:
         raise ValueError(f"answer_style must be one of {ANSWER_STYLES}, not {answer_style!r}.")
-    k = rng.randrange(len(sample.options))
     answer = sample.options[k] if answer_style == "text" else LETTERS[k]
     return format_completion(sample.options[k], answer, style=prompt_style)
 
@@ -135,7 +160,7 @@ def warmup_dataset(
     """
     from train.data import to_hf_dataset
 
-    rng = random.Random(seed)
-    targets = [warmup_target(s, rng, prompt_style, answer_style) for s in samples]
+    choices = warmup_choices(samples, random.Random(seed))
+    targets = [warmup_target(s, k, prompt_style, answer_style) for s, k in zip(samples, choices, strict=True)]
     dataset = to_hf_dataset(samples, prompt_style, max_pixels=max_pixels, min_pixels=min_pixels)
     return dataset.add_column("completion", [[{"role": "assistant", "content": t}] for t in targets])

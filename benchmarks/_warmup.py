@@ -49,6 +49,8 @@ def run_warmup(
         per_device_train_batch_size=batch_size,
         learning_rate=learning_rate,
         lr_scheduler_type="constant",
+        # In order, so that every batch holds the balanced targets of ``warmup_choices`` (see there).
+        train_sampling_strategy="sequential",
         warmup_steps=0,
         logging_steps=max(1, steps // 5),
         save_strategy="no",

@@ -21,17 +21,23 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from benchmarks._task import fix_option_order, grey_copies, make_splits, warmup_target
+from benchmarks._task import fix_option_order, grey_copies, make_splits, warmup_choices, warmup_target
 from train.data import load_samples
 from train.protocol import LETTERS, parse_response
 
 
-def test_warmup_targets_ignore_the_gold_answer(tmp_path):
-    """Changing the gold letter changes no warm-up target, and the targets are right about 1 time in 4."""
+def test_warmup_targets_ignore_the_gold_answer_and_name_every_letter_equally(tmp_path):
+    """Changing the gold letter changes no warm-up target, the targets are right about 1 time in 4, and
+    every block of four questions of a type names each letter once (a skewed prior starves a letter)."""
     splits = make_splits(tmp_path, seed=0, n_train=200, n_test=4)
-    targets = [warmup_target(s, random.Random(i), "no_think", "letter") for i, s in enumerate(splits.train)]
+
+    def targets_for(samples):
+        choices = warmup_choices(samples, random.Random(0))
+        return [warmup_target(s, k, "no_think", "letter") for s, k in zip(samples, choices, strict=True)]
+
+    targets = targets_for(splits.train)
     moved = [dataclasses.replace(s, answer=LETTERS[(LETTERS.index(s.answer) + 1) % 4]) for s in splits.train]
-    assert targets == [warmup_target(s, random.Random(i), "no_think", "letter") for i, s in enumerate(moved)]
+    assert targets == targets_for(moved)
     parsed = [
         parse_response(t, options=s.options, style="no_think") for t, s in zip(targets, splits.train, strict=True)
     ]
@@ -39,6 +45,11 @@ def test_warmup_targets_ignore_the_gold_answer(tmp_path):
     assert all(letters), "every warm-up target must be a well-formed answer"
     hit_rate = sum(letter == s.answer for letter, s in zip(letters, splits.train, strict=True)) / len(letters)
     assert 0.15 < hit_rate < 0.35
+    for question_type in {s.question_type for s in splits.train}:
+        of_type = [letter for letter, s in zip(letters, splits.train, strict=True) if s.question_type == question_type]
+        blocks = [of_type[i : i + 4] for i in range(0, len(of_type) - 3, 4)]
+        assert all(sorted(block) == list(LETTERS[:4]) for block in blocks)
+    assert len(set(targets[:8])) > 1 and targets[:8] != targets[8:16], "the order within blocks must be random"
 
 
 def test_fixed_option_order_keeps_each_gold_answer_and_splits_share_no_image(tmp_path):
