@@ -7,8 +7,10 @@ generator seeds, so no image (not even the same noise or blob position) appears 
 Warm-up targets name a *random* option ``k``, chosen independently of the image and of the gold answer
 (balanced over the options, see :func:`warmup_choices`):
 ``<answer>{text of option k}</answer>`` (answer style "text") or ``<answer>{letter k}</answer>`` ("letter").
-They teach the layout and carry no information about which option is correct: after the warm-up the
-answer is right about one time in four, as the table's warm-up row shows.
+They teach the layout and carry no information about which option is correct: after the warm-up every
+letter has a probability of about 0.25 on every image, and answers sampled in the first GRPO steps are
+right about one time in four (greedy answers follow differences of a few hundredths, see
+``benchmarks/learning.py``).
 """
 
 from __future__ import annotations
@@ -92,12 +94,12 @@ def fix_option_order(src: Path, dst: Path) -> Path:
 
 
 def grey_copies(samples: Sequence[Sample], grey_png: Path) -> list[Sample]:
-    """The same questions with one uniform grey picture instead of their images (for the warm-up).
+    """The same questions with one uniform grey picture instead of their images (``--warmup-images grey``).
 
-    Why: a warm-up on the real images with random answers teaches the model that the image does not
-    matter (the best fit to random answers is the same guess for every picture), and learning to read
-    the images afterwards took 2-3 times as many examples in our runs. With one grey picture there is no
-    variation to learn to ignore; the layout is learned all the same.
+    The idea: with one grey picture there is no image variation for random answers to teach the model to
+    ignore. What it costs: a model warmed up on grey loses the layout on a quarter to a half of the real
+    images, unevenly across classes, so GRPO starts from uneven letters. The proof now warms up on the
+    real images (see ``benchmarks/learning.py``); this stays for comparison.
     """
     size = Image.open(samples[0].image).size if samples else (112, 112)
     Image.new("RGB", size, (128, 128, 128)).save(grey_png)

@@ -97,3 +97,29 @@ def test_grpo_smoke_raises_mean_reward(tmp_path):
     # The warm-up must have taught the layout, or there is nothing for GRPO to build on.
     assert results["after_warmup"]["format_rate"] > 0.5
     assert (tmp_path / "run" / "grpo" / "adapter_model.safetensors").is_file()
+
+
+def test_proof_settings_reach_the_kit_grpo_parser(tmp_path):
+    """The proof's GRPO phase is ``medr1-train grpo`` with the printed flags: each setting must arrive.
+
+    Why: the script's defaults (the KL to the warm-up model above all) are what made the proof pass; a
+    flag dropped between the script and the kit's parser would silently train something else.
+    """
+    from benchmarks.learning import FULL, grpo_argv, parse_args
+    from train.grpo import make_parser
+    from train.prepare import device_flags
+
+    args = parse_args(["--seed", "1", "--output-dir", str(tmp_path)])
+    argv = grpo_argv(args, tmp_path / "model", tmp_path / "train.jsonl", tmp_path / "grpo")
+    _, config, model_args = make_parser().parse_args_and_config(args=device_flags(argv))
+
+    assert config.beta == FULL["beta"] > 0
+    assert config.per_device_train_batch_size == FULL["prompts_per_step"] * FULL["num_generations"]
+    assert config.num_generations == FULL["num_generations"]
+    assert config.max_steps == FULL["grpo_steps"]
+    assert config.learning_rate == FULL["grpo_lr"]
+    assert config.lr_scheduler_type == FULL["grpo_scheduler"] == "cosine"
+    assert config.temperature == FULL["temperature"]
+    assert config.max_completion_length == args.max_completion_length
+    assert config.seed == 1
+    assert model_args.lora_r == args.lora_r
