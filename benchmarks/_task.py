@@ -25,8 +25,8 @@ from pathlib import Path
 from PIL import Image
 
 from train.data import Sample, load_samples
-from train.protocol import LETTERS, format_completion
-from train.synthetic import GRADES, TEXTURES, make_synthetic_dataset
+from train.protocol import LETTERS, build_prompt, format_completion
+from train.synthetic import GRADES, QUESTIONS, TEXTURES, make_synthetic_dataset
 
 # Train and held-out generator seeds are derived from the run seed so both splits move with it.
 TRAIN_SEED_OFFSET, TEST_SEED_OFFSET = 1_000, 2_000
@@ -43,6 +43,21 @@ class TaskSplits:
 OPTION_ORDERS = ("fixed", "shuffled")
 # The canonical option order of the "fixed" variant: the generator's own lists.
 CANONICAL_OPTIONS = {"Modality Recognition": list(TEXTURES), "Lesion Grading": list(GRADES)}
+
+
+def tokenizer_corpus(prompt_style: str) -> list[str]:
+    """Texts for the random model's tokenizer (``build_tiny_model(extra_corpus=...)``): every prompt of the task.
+
+    The tiny model's default tokenizer knows the prompt templates but not the chat template's system
+    line or the task's questions and options, so it spells them letter by letter: 119 text tokens for a
+    modality question and 154 for a grading one (batches are padded to the longer). Knowing these words,
+    it writes 84 and 101, like a real tokenizer would, and a GRPO step costs about a quarter less. Token
+    counts alone carry no answer: the same text serves every image.
+    """
+    texts = ["system\nYou are a helpful assistant.", "user\n", "assistant\n"]
+    for question_type, options in CANONICAL_OPTIONS.items():
+        texts.append(build_prompt(QUESTIONS[question_type], options, style=prompt_style))
+    return texts * 4
 
 
 def make_splits(

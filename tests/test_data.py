@@ -232,3 +232,18 @@ def test_hf_dataset_has_trl_vlm_layout_and_lazy_images(synthetic_jsonl):
     assert (row["answer"], row["options"], row["prompt_style"]) == (samples[0].answer, samples[0].options, "think")
     sft = to_hf_dataset(samples, prompt_style="no_think", with_targets=True)
     assert sft[0]["completion"] == [{"role": "assistant", "content": f"<answer>{samples[0].answer}</answer>"}]
+
+
+def test_a_grpo_batch_decodes_each_repeated_image_once(synthetic_jsonl, monkeypatch):
+    """GRPO's sampler repeats each question num_generations times in a batch: one decode per file."""
+    import train.images
+
+    samples = load_samples(synthetic_jsonl).samples[:2]
+    decoded: list[str] = []
+    real = train.images.load_image
+    monkeypatch.setattr(train.images, "load_image", lambda path, **kw: decoded.append(path) or real(path, **kw))
+    dataset = to_hf_dataset(samples, prompt_style="no_think")
+    batch = dataset.__getitems__([0, 0, 0, 1, 1, 1])
+    assert [row["id"] for row in batch] == [samples[0].id] * 3 + [samples[1].id] * 3
+    assert decoded == [samples[0].image, samples[1].image]
+    assert batch[0]["image"].size == batch[3]["image"].size and batch[0]["image"] is batch[2]["image"]

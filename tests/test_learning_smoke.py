@@ -123,3 +123,29 @@ def test_proof_settings_reach_the_kit_grpo_parser(tmp_path):
     assert config.max_completion_length == args.max_completion_length
     assert config.seed == 1
     assert model_args.lora_r == args.lora_r
+
+
+def test_the_proof_tokenizer_writes_the_task_prompts_in_whole_words(tmp_path):
+    """The proof's random model knows the task's words (``tokenizer_corpus``): prompts a third shorter.
+
+    Why: sequence length sets the cost of every GRPO pass, and the proof has to fit in 15 minutes.
+    """
+    from benchmarks._task import CANONICAL_OPTIONS, tokenizer_corpus
+    from train.model_io import load_processor
+    from train.protocol import build_messages, build_prompt
+    from train.synthetic import QUESTIONS
+    from train.tiny_model import build_tiny_model
+
+    def prompt_tokens(model_dir: Path) -> dict[str, int]:
+        processor = load_processor(str(model_dir))
+        lengths = {}
+        for question_type, options in CANONICAL_OPTIONS.items():
+            prompt = build_prompt(QUESTIONS[question_type], options, style="no_think")
+            text = processor.apply_chat_template(build_messages(prompt), add_generation_prompt=True)
+            lengths[question_type] = len(processor.tokenizer(text)["input_ids"])
+        return lengths
+
+    plain = prompt_tokens(build_tiny_model(tmp_path / "plain", seed=0))
+    proof = prompt_tokens(build_tiny_model(tmp_path / "proof", seed=0, extra_corpus=tokenizer_corpus("no_think")))
+    for question_type in CANONICAL_OPTIONS:
+        assert proof[question_type] < 0.75 * plain[question_type], (proof, plain)

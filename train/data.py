@@ -485,9 +485,12 @@ def to_hf_dataset(
     dataset = Dataset.from_dict(rows)
 
     def attach_images(batch: dict[str, list]) -> dict[str, list]:
-        batch["image"] = [
-            load_image(p, max_pixels=max_pixels, min_pixels=min_pixels, size=image_size) for p in batch["image_path"]
-        ]
+        # GRPO's sampler asks for each question num_generations times in one batch: decode each file once.
+        loaded: dict[str, Any] = {}
+        for path in batch["image_path"]:
+            if path not in loaded:
+                loaded[path] = load_image(path, max_pixels=max_pixels, min_pixels=min_pixels, size=image_size)
+        batch["image"] = [loaded[path] for path in batch["image_path"]]
         return batch
 
     dataset.set_transform(attach_images)

@@ -2,9 +2,11 @@
 
 In the style of TRL's ``grpo_vlm.py`` example: our data options plus TRL's ``GRPOConfig`` and
 ``ModelConfig``, parsed from flags and/or ``--config recipe.yaml``; the model, processor, dataset and
-rewards built here and handed to TRL's ``GRPOTrainer``, whose one change here is sampling with the LoRA
-adapter merged into weight copies (``train.merged_generation``). Multi-GPU and multi-node runs are the
-same command under ``accelerate launch --config_file train/recipes/accelerate/zero2.yaml``.
+rewards built here and handed to TRL's ``GRPOTrainer``, with two changes that save time and leave the
+numbers as they are: sampling with the LoRA adapter merged into weight copies
+(``train.merged_generation``), and encoding each question's picture once for all its completions
+(``train.vision_dedup``). Multi-GPU and multi-node runs are the same command under
+``accelerate launch --config_file train/recipes/accelerate/zero2.yaml``.
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ from train.merged_generation import can_merge_for_generation, lora_merged_for_ge
 from train.model_io import load_model, load_processor, lora_config
 from train.prepare import device_flags, load_training_samples, resolve_resume, write_model_card
 from train.rewards import get_reward_funcs
+from train.vision_dedup import encode_each_image_once
 
 logger = logging.getLogger(__name__)
 
@@ -116,6 +119,8 @@ def train(
         callbacks=[metrics, StopOnSignalCallback(), *(callbacks or [])],
     )
     trainer.merge_lora_for_generation = script_args.merge_lora_for_generation
+    # Each question's num_generations copies of its picture: encode one while the tower is frozen.
+    encode_each_image_once(trainer.model)
     metrics.trainer = trainer
     trainer.train(resume_from_checkpoint=resolve_resume(training_args.resume_from_checkpoint, str(output_dir)))
     trainer.save_model(str(output_dir))
