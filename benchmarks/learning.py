@@ -23,7 +23,7 @@ chance while this one does too, images are not reaching the model.
 Why these settings (measured on this 2-core CPU; the README's "Does the RL loop learn?" has the figures):
 
 * **Model**: the tiny model (hidden size 64) learns too slowly even from gold labels; hidden size 128
-  (0.57 M parameters, still 2 layers) learns the task supervised in ~50 steps, so the proof uses it.
+  (0.50 M parameters, still 2 layers) learns the task supervised in ~50 steps, so the proof uses it.
   Its tokenizer also learns the task's words (``_task.tokenizer_corpus``): the tiny model's default one
   spells the chat template's system line and the questions and options letter by letter (119 and 154
   text tokens), this one writes whole words (84 and 101), as a real tokenizer would. Shorter sequences
@@ -74,7 +74,8 @@ Why these settings (measured on this 2-core CPU; the README's "Does the RL loop 
 Run (all CPU cores by default; the 15-minute goal is for a run alone on the machine)::
 
     python benchmarks/learning.py --seed 0
-    python benchmarks/learning.py --seed 1
+    python benchmarks/learning.py --seed 2
+    python benchmarks/learning.py --seed 1 --tokenizer plain
     python benchmarks/learning.py --seed 0 --blank-images
     python benchmarks/learning.py --smoke          # about a minute: reward must rise
 """

@@ -84,10 +84,16 @@ def test_found_under_a_lora_adapter_and_wrapped_once(model_dir):
     assert forward._medr1_dedup and not getattr(forward.__wrapped__, "_medr1_dedup", False)
 
 
-def test_grpo_training_encodes_one_copy_of_each_question_picture(tmp_path, tiny_model_dir, synthetic_jsonl):
-    """Through ``medr1-train grpo``: 4 completions of one question per step, so one picture per tower pass."""
+def test_grpo_training_encodes_one_copy_per_question_and_logs_the_same_numbers(
+    tmp_path, tiny_model_dir, synthetic_jsonl
+):
+    """Through ``medr1-train grpo``, 4 completions of one question per step: one picture per tower pass.
+
+    With ``--encode_each_image_once false`` the tower sees all four copies; loss, rewards and KL stay the same.
+    """
     from transformers import TrainerCallback
 
+    from train.callbacks import read_metrics
     from train.grpo import make_parser, train
     from train.prepare import device_flags
 
@@ -99,15 +105,25 @@ def test_grpo_training_encodes_one_copy_of_each_question_picture(tmp_path, tiny_
             tower = find_vision_tower(model)
             tower.patch_embed.register_forward_pre_hook(lambda _, inputs: self.rows.append(inputs[0].shape[0]))
 
-    argv = [
-        "--model_name_or_path", str(tiny_model_dir), "--dataset_path", str(synthetic_jsonl),
-        "--output_dir", str(tmp_path / "run"), "--max_steps", "2", "--per_device_train_batch_size", "4",
-        "--num_generations", "4", "--max_completion_length", "8", "--beta", "0.04", "--report_to", "none",
-        "--max_pixels", "3136", "--min_pixels", "3136", "--lora_r", "2",
-    ]  # fmt: skip
-    script_args, training_args, model_args = make_parser().parse_args_and_config(args=device_flags(argv))
-    probe = Probe()
-    train(script_args, training_args, model_args, callbacks=[probe])
+    def run(once: bool) -> tuple[list[int], list[dict]]:
+        out = tmp_path / f"once-{once}"
+        argv = [
+            "--model_name_or_path", str(tiny_model_dir), "--dataset_path", str(synthetic_jsonl),
+            "--output_dir", str(out), "--max_steps", "2", "--per_device_train_batch_size", "4",
+            "--num_generations", "4", "--max_completion_length", "8", "--beta", "0.04", "--report_to", "none",
+            "--max_pixels", "3136", "--min_pixels", "3136", "--lora_r", "2", "--logging_steps", "1",
+            "--seed", "0", "--encode_each_image_once", str(once).lower(),
+        ]  # fmt: skip
+        script_args, training_args, model_args = make_parser().parse_args_and_config(args=device_flags(argv))
+        probe = Probe()
+        train(script_args, training_args, model_args, callbacks=[probe])
+        return probe.rows, [r for r in read_metrics(out / "metrics.jsonl") if "reward" in r]
+
     one_picture = (56 // 14) ** 2  # a 56 x 56 px picture: 4 x 4 patches of 14 px
-    # Per step: sampling, the reference (KL) and the policy pass, each encoding one picture, not four.
-    assert probe.rows == [one_picture] * 6, probe.rows
+    rows_once, logged_once = run(once=True)
+    rows_all, logged_all = run(once=False)
+    # Per step: sampling, the reference (KL) and the policy pass.
+    assert rows_once == [one_picture] * 6, rows_once
+    assert rows_all == [4 * one_picture] * 6, rows_all
+    for key in ("loss", "reward", "kl", "rewards/format/mean"):
+        assert [r[key] for r in logged_once] == pytest.approx([r[key] for r in logged_all], abs=1e-6), key

@@ -79,6 +79,13 @@ class GRPOScriptArguments(DataArguments):
             "trained weights are untouched). Not with vLLM, ZeRO-3 or FSDP."
         },
     )
+    encode_each_image_once: bool = field(
+        default=True,
+        metadata={
+            "help": "Run the frozen vision tower once per question, not once per completion: the "
+            "num_generations copies of a picture give the same features (exact; see train/vision_dedup.py)."
+        },
+    )
 
 
 @dataclass

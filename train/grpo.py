@@ -119,8 +119,8 @@ def train(
         callbacks=[metrics, StopOnSignalCallback(), *(callbacks or [])],
     )
     trainer.merge_lora_for_generation = script_args.merge_lora_for_generation
-    # Each question's num_generations copies of its picture: encode one while the tower is frozen.
-    encode_each_image_once(trainer.model)
+    if script_args.encode_each_image_once:
+        encode_each_image_once(trainer.model)
     metrics.trainer = trainer
     trainer.train(resume_from_checkpoint=resolve_resume(training_args.resume_from_checkpoint, str(output_dir)))
     trainer.save_model(str(output_dir))
