@@ -5,12 +5,13 @@ of every picture, one per completion, and the vision tower encodes each copy: in
 the reference pass (the KL term) and in the policy pass. With the tower frozen (LoRA on the language
 model, Med-R1's setting) the copies give identical features, so encoding each picture once and repeating
 its features is exact and skips ``(num_generations - 1) / num_generations`` of the tower's work. On the
-learning proof's CPU run (4 completions per question) a GRPO step gets about 9 % faster.
+learning proof's CPU run (4 completions per question) a GRPO step takes about 7 % less time (median
+2.65 s against 2.85 s, two runs each way, alternated).
 
 Copies are found by comparing each picture's patches with the previous distinct picture's (TRL places a
 question's copies next to each other), so the check costs one tensor comparison per picture. Whenever the
 tower could learn (any of its parameters requires a gradient: full fine-tuning, LoRA on vision modules),
-or a caller asks for per-layer outputs, the tower's own forward runs unchanged.
+or a caller asks for per-layer outputs or a tuple, the tower's own forward runs unchanged.
 """
 
 from __future__ import annotations
@@ -44,20 +45,21 @@ def encode_each_image_once(model: nn.Module) -> bool:
 def _dedup_forward(tower: nn.Module, original: Callable[..., Any]) -> Callable[..., Any]:
     @functools.wraps(original)
     def forward(hidden_states: torch.Tensor, grid_thw: torch.Tensor | None = None, **kwargs: Any) -> Any:
-        wants_layers = kwargs.get("output_hidden_states") or kwargs.get("output_attentions")
+        # Per-layer outputs or a tuple instead of a model output: leave those calls as they are.
+        layers = kwargs.get("output_hidden_states") or kwargs.get("output_attentions")
+        plain = layers or kwargs.get("return_dict") is False
         trainable = torch.is_grad_enabled() and any(p.requires_grad for p in tower.parameters())
-        if grid_thw is None or wants_layers or trainable or len(grid_thw) < 2:
+        if grid_thw is None or plain or trainable or len(grid_thw) < 2:
             return original(hidden_states, grid_thw=grid_thw, **kwargs)
         sizes = grid_thw.prod(-1).tolist()
         pictures = torch.split(hidden_states, sizes)
         distinct: list[int] = []  # index of each distinct picture
         which: list[int] = []  # for every picture, its position in ``distinct``
         for i, patches in enumerate(pictures):
-            if distinct and sizes[i] == sizes[distinct[-1]] and torch.equal(patches, pictures[distinct[-1]]):
-                which.append(len(distinct) - 1)
-            else:
+            last = distinct[-1] if distinct else None
+            if last is None or sizes[i] != sizes[last] or not torch.equal(patches, pictures[last]):
                 distinct.append(i)
-                which.append(len(distinct) - 1)
+            which.append(len(distinct) - 1)
         if len(distinct) == len(pictures):
             return original(hidden_states, grid_thw=grid_thw, **kwargs)
         out = original(torch.cat([pictures[i] for i in distinct]), grid_thw=grid_thw[distinct], **kwargs)
