@@ -27,6 +27,7 @@ from PIL import Image
 from train.data import Sample, load_samples
 from train.protocol import LETTERS, build_prompt, format_completion
 from train.synthetic import GRADES, QUESTIONS, TEXTURES, make_synthetic_dataset
+from train.tiny_model import DEFAULT_SYSTEM_PROMPT
 
 # Train and held-out generator seeds are derived from the run seed so both splits move with it.
 TRAIN_SEED_OFFSET, TEST_SEED_OFFSET = 1_000, 2_000
@@ -54,7 +55,7 @@ def tokenizer_corpus(prompt_style: str) -> list[str]:
     it writes 84 and 101, like a real tokenizer would, and a GRPO step costs about a quarter less. Token
     counts alone carry no answer: the same text serves every image.
     """
-    texts = ["system\nYou are a helpful assistant.", "user\n", "assistant\n"]
+    texts = [f"system\n{DEFAULT_SYSTEM_PROMPT}", "user\n", "assistant\n"]
     for question_type, options in CANONICAL_OPTIONS.items():
         texts.append(build_prompt(QUESTIONS[question_type], options, style=prompt_style))
     return texts * 4

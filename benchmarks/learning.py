@@ -34,8 +34,8 @@ Why these settings (measured on this 2-core CPU; the README's "Does the RL loop 
 * **Image size 224 px** (``--image-size``): 64 image tokens instead of 16. The answer position sees the
   picture through attention that starts out spread evenly over the prompt, so the share of image tokens
   sets how strong the pixel signal is at the start. Measured side by side with the plain tokenizer
-  (about 150 text tokens; seed 0, 200 steps): 72 % held-out at 224 px against 52.5 % at 112 px, at 1.7 times the
-  cost per step. Larger LoRA alpha (64) or two updates per generated batch (``--num-iterations 2``) did
+  (about 150 text tokens; seed 0, 200 steps): 72 % held-out at 224 px against 52.5 % at 112 px, at 1.7
+  times the cost per step. Larger LoRA alpha (64) or two updates per generated batch (``--num-iterations 2``) did
   not help (49 % and 29 % at step 200).
 * **Option order** (``--options``): each question lists its options in one fixed order per question
   type, so a letter names a class (as in many grading scales). With options shuffled per question the

@@ -41,11 +41,13 @@ SPECIAL_TOKENS = [
     "<|image_pad|>",
     "<|video_pad|>",
 ]
+# The system line Qwen2-VL-Instruct's chat template adds when a chat has none.
+DEFAULT_SYSTEM_PROMPT = "You are a helpful assistant."
 # Qwen2-VL-Instruct's chat template (images before text, as the processor expects).
 CHAT_TEMPLATE = (
     "{% set image_count = namespace(value=0) %}{% set video_count = namespace(value=0) %}"
     "{% for message in messages %}{% if loop.first and message['role'] != 'system' %}"
-    "<|im_start|>system\nYou are a helpful assistant.<|im_end|>\n{% endif %}"
+    f"<|im_start|>system\n{DEFAULT_SYSTEM_PROMPT}<|im_end|>\n{{% endif %}}"
     "<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}<|im_end|>\n"
     "{% else %}{% for content in message['content'] %}"
