@@ -1,4 +1,4 @@
-"""Held-out accuracy of the learning proof, measured by the kit's own evaluation (``train.evaluate``).
+"""Held-out accuracy of the learning proof, measured by the kit's own evaluation (``train.eval``).
 
 The same batched greedy generation, prompt (``train.protocol.build_prompt``), image preparation and
 answer parser (``train.protocol.parse_response``) as ``medr1-eval``: what is scored here is exactly what
@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from train.data import Sample
-from train.evaluate import evaluate
+from train.eval import evaluate
 
 
 @dataclass(frozen=True)

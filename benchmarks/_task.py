@@ -168,8 +168,8 @@ def warmup_dataset(
     seed: int,
     prompt_style: str,
     answer_style: str,
-    max_pixels: int | None,
-    min_pixels: int | None,
+    max_pixels: int,
+    min_pixels: int,
 ):
     """The kit's TRL VLM dataset (``train.data.to_hf_dataset``) with a random-option ``completion`` column.
 
@@ -177,8 +177,9 @@ def warmup_dataset(
     the opposite (a random option, possibly as text), so only the completion column is replaced here.
     """
     from train.data import to_hf_dataset
+    from train.imaging import PixelBounds
 
     choices = warmup_choices(samples, random.Random(seed))
     targets = [warmup_target(s, k, prompt_style, answer_style) for s, k in zip(samples, choices, strict=True)]
-    dataset = to_hf_dataset(samples, prompt_style, max_pixels=max_pixels, min_pixels=min_pixels)
+    dataset = to_hf_dataset(samples, prompt_style, bounds=PixelBounds(min_pixels, max_pixels))
     return dataset.add_column("completion", [[{"role": "assistant", "content": t}] for t in targets])

@@ -34,9 +34,8 @@ import torch
 
 from medr1_app.answering import answer
 from medr1_app.generation import GenerationSettings, build_inputs, stream_text
-from medr1_app.imaging import open_study
 from medr1_app.models import ModelManager, ModelRegistry, spec_from_argument
-from medr1_app.viewer import model_picture
+from train.imaging import model_picture, open_study
 from train.protocol import build_prompt
 
 QUESTION = "What imaging technique was used to obtain this image?"
@@ -113,7 +112,7 @@ def main(argv: list[str] | None = None) -> int:
     spec = spec_from_argument(args.model)
     loaded = ModelManager(ModelRegistry([spec]), device=args.device).get(spec.key)
     study = open_study(pydicom.examples.get_path("ct"))
-    picture = model_picture(study, 0, None, (loaded.min_pixels, loaded.max_pixels))
+    picture = model_picture(study, 0, None, loaded.bounds)
     prompt = build_prompt(QUESTION, OPTIONS)
     inputs = build_inputs(loaded, picture, prompt)
     print(

@@ -4,9 +4,9 @@
     python benchmarks/bench_eval.py --device cuda --random-2b        # Qwen2-VL-2B's architecture, random weights
     python benchmarks/bench_eval.py --model Qwen/Qwen2-VL-2B-Instruct --device cuda
 
-The questions are ``train.eval_synthetic.make_grid_dataset``'s (every modality x question type, 2- and
+The questions are ``train.eval.synthetic.make_grid_dataset``'s (every modality x question type, 2- and
 4-option, square/wide/tall pictures), so batches are really padded. Every configuration answers the same
-questions through the public ``train.evaluate.evaluate`` API, greedy, with the same ``max_new_tokens``;
+questions through the public ``train.eval.evaluate`` API, greedy, with the same ``max_new_tokens``;
 the script also checks that batched answers equal one-at-a-time answers. Repeats are interleaved across
 batch sizes and the best time of each is kept, which is the fairest figure on a shared machine.
 
@@ -37,8 +37,8 @@ import torch
 
 from benchmarks._qwen2vl_2b import random_2b_config
 from train.data import load_samples
-from train.eval_synthetic import make_grid_dataset
-from train.evaluate import balanced_subset, evaluate
+from train.eval import balanced_subset, evaluate
+from train.eval.synthetic import make_grid_dataset
 from train.model_io import load_for_inference, load_processor
 from train.tiny_model import build_tiny_model
 

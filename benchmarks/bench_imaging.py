@@ -32,8 +32,8 @@ import pydicom
 import pydicom.examples
 from pydicom.uid import JPEGLSLossless, RLELossless
 
-from medr1_app.imaging import open_study
-from medr1_app.imaging.synthetic import ct_phantom, make_dataset, save, write_large_multiframe
+from train.imaging import open_study
+from train.imaging.synthetic import ct_phantom, make_dataset, save, write_large_multiframe
 
 
 def median_ms(function, repeat: int) -> tuple[float, float]:
@@ -94,7 +94,7 @@ _CHILD = r"""
 import json, sys, time, tracemalloc
 import numpy as np
 import pydicom
-from medr1_app.imaging import open_study
+from train.imaging import open_study
 
 
 def status_kib(key):

@@ -10,7 +10,7 @@ random model built by ``train.tiny_model``:
    learns the ``<answer>…</answer>`` layout and nothing about the task: it gives each letter a
    probability of about 0.25 on every image. It sees the task's training images (``--warmup-images
    grey`` shows it one grey picture instead, see ``_task.py``).
-2. **Held-out evaluation** with the kit's ``train.evaluate`` (what ``medr1-eval`` runs): greedy answers
+2. **Held-out evaluation** with the kit's ``train.eval`` (what ``medr1-eval`` runs): greedy answers
    to questions about images never trained on, scored exactly as the accuracy reward scores them.
 3. **LoRA-GRPO through the kit's own code** (``train.grpo.train``, the function behind ``medr1-train
    grpo``) with the kit's ``format`` and ``accuracy`` rewards; a checkpoint every ``--eval-every`` steps.

@@ -1,1 +1,1 @@
-"""medr1_app: the clinician-facing Gradio app of medr1 (imaging ingestion lives in ``medr1_app.imaging``)."""
+"""medr1_app: the clinician-facing Gradio app of medr1 (UI only: pictures, prompts and models come from ``train``)."""

@@ -27,7 +27,7 @@ from .models import LoadedModel
 
 
 @dataclass
-class Sample:
+class SampledAnswer:
     """One model response and what the parser made of it."""
 
     index: int
@@ -84,7 +84,7 @@ def _label(choice: str, options: Sequence[str] | None) -> str:
     return choice if len(choice) == 1 else f"“{choice}”"
 
 
-def tally(samples: Sequence[Sample]) -> Vote:
+def tally(samples: Sequence[SampledAnswer]) -> Vote:
     """Count the finished samples' choices; the winner needs strictly more votes than any other."""
     finished = [s for s in samples if s.finished]
     counter = Counter(s.choice for s in finished if s.choice is not None)
@@ -100,14 +100,14 @@ def tally(samples: Sequence[Sample]) -> Vote:
 class AnswerProgress:
     """Everything the answer panel shows at one moment of the stream."""
 
-    samples: list[Sample] = field(default_factory=list)
+    samples: list[SampledAnswer] = field(default_factory=list)
     current: int = 0
     finished: bool = False
     stopped: bool = False
     vote: Vote | None = None
 
     @property
-    def sample(self) -> Sample | None:
+    def sample(self) -> SampledAnswer | None:
         return self.samples[self.current] if self.samples else None
 
 
@@ -129,7 +129,7 @@ def answer(
     progress = AnswerProgress()
     options = list(options) if options else None
     for index in range(settings.samples):
-        sample = Sample(index=index, seed=settings.seed + index, free_text=not options)
+        sample = SampledAnswer(index=index, seed=settings.seed + index, free_text=not options)
         progress.samples.append(sample)
         progress.current = index
         start = time.perf_counter()

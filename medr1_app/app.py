@@ -1,10 +1,11 @@
 """``build_app``: the whole Gradio app, composed of tabs, plus the launch settings that keep it private.
 
 Tabs are composable: the Ask tab is built here, and other modules add theirs through ``extra_tabs``
-(the Fine-tune tab of issue #5, an Evaluate section later). Each :class:`TabSpec` builder receives the
-shared :class:`~medr1_app.context.AppContext`: the model registry (``ctx.registry.add_path(run_dir)``
-makes a new adapter selectable), the Ask tab's model picker (``ctx.model_dropdown``, refreshed with
-``ctx.refresh_models(key)``) and the GPU concurrency id (``ctx.gpu_concurrency_id``).
+(:func:`default_tabs`: Fine-tune and Evaluate). Each :class:`~medr1_app.context.TabSpec` builder
+receives the shared :class:`~medr1_app.context.AppContext`: the model registry
+(``ctx.registry.add_path(run_dir)`` makes a new adapter selectable), the model pickers
+(``ctx.menus``, refreshed together once every tab is built), the upload clean-up (``ctx.uploads``) and
+the GPU concurrency id (``ctx.gpu_concurrency_id``).
 
 Privacy settings applied by :func:`launch_kwargs`: ``run_history=False`` (Gradio 6 would otherwise
 keep every input and output in the browser), a file size limit, no monitoring endpoint, no footer
@@ -15,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import gradio as gr
 
 from . import render
-from .context import AppContext
+from .context import AppContext, TabSpec
 from .generation import StreamFn, stream_text
 from .gpu import on_spaces
 from .models import ModelManager, ModelRegistry, builtin_models, spec_from_argument
@@ -37,19 +38,6 @@ DEFAULT_MODEL = "qwen2-vl-2b"
 DELETE_CACHE = (300, 600)
 
 
-@dataclass(frozen=True)
-class TabSpec:
-    """A tab another module contributes: ``build(ctx)`` is called inside ``gr.Tab(title)``.
-
-    ``training=True`` marks tabs that train models: they are left out on a hosted Space unless
-    ``AppConfig.enable_training`` is set (``MEDR1_ENABLE_FINETUNE=1``), since ZeroGPU grants minutes.
-    """
-
-    title: str
-    build: Callable[[AppContext], Any]
-    training: bool = False
-
-
 @dataclass
 class AppConfig:
     """How the app is set up; the CLI and the Space entry fill it from flags and the environment."""
@@ -61,27 +49,29 @@ class AppConfig:
     dtype: str | None = None
     public: bool = field(default_factory=on_spaces)
     """Reachable by others: a hosted Space, or ``--host`` other than loopback."""
-    enable_training: bool | None = None
-    """None: on for a private app; on a public one only with MEDR1_ENABLE_FINETUNE=1 and MEDR1_PASSWORD set."""
+    enable_jobs: bool | None = None
+    """Tabs that run jobs (Fine-tune, Evaluate). None: on for a private app; on a public one only with
+    ``MEDR1_ENABLE_JOBS=1`` (or its older name ``MEDR1_ENABLE_FINETUNE=1``) and ``MEDR1_PASSWORD`` set."""
     allow_add_models: bool = field(default_factory=lambda: not on_spaces())
     max_file_size: str = "512mb"
     upload_grace_seconds: float = 30.0
     title: str = "medr1 — see a model reason about a medical image"
 
-    def training_enabled(self) -> bool:
-        """Training tabs run arbitrary jobs on the server: a public app shows them only when asked and locked."""
-        if self.enable_training is not None:
-            return self.enable_training
+    def jobs_enabled(self) -> bool:
+        """Training and evaluation hold the one GPU slot that answers wait on, for minutes, with anyone's data:
+        a public app shows those tabs only when asked to and behind a password."""
+        if self.enable_jobs is not None:
+            return self.enable_jobs
         if not self.public:
             return True
-        wanted = os.environ.get("MEDR1_ENABLE_FINETUNE", "") == "1"
+        wanted = "1" in (os.environ.get("MEDR1_ENABLE_JOBS", ""), os.environ.get("MEDR1_ENABLE_FINETUNE", ""))
         if wanted and not os.environ.get("MEDR1_PASSWORD"):
-            logger.warning("MEDR1_ENABLE_FINETUNE=1 ignored: a public app needs MEDR1_PASSWORD to protect training.")
+            logger.warning("MEDR1_ENABLE_JOBS=1 ignored: a public app needs MEDR1_PASSWORD to protect its job tabs.")
         return wanted and bool(os.environ.get("MEDR1_PASSWORD"))
 
 
 def default_tabs() -> list[TabSpec]:
-    """The tabs ``medr1-app`` and the Space add after Ask: Fine-tune (issue #5) and Evaluate (issue #6).
+    """The tabs ``medr1-app`` and the Space add after Ask: Fine-tune and Evaluate.
 
     Their modules build on :class:`TabSpec` and :class:`AppContext`; ``build_app`` itself adds no tab
     unless asked, so tests and embedders choose what they compose.
@@ -141,14 +131,17 @@ def build_app(
             with gr.Tab("Ask", id="ask"):
                 ask: AskTab = build_ask_tab(ctx)
             for tab in extra_tabs:
-                if tab.training and not config.training_enabled():
+                if tab.runs_jobs and not config.jobs_enabled():
                     logger.info(
-                        "Tab %r left out: training is disabled here (MEDR1_ENABLE_FINETUNE=1 enables it).", tab.title
+                        "Tab %r left out: jobs are disabled on this public app (MEDR1_ENABLE_JOBS=1 and "
+                        "MEDR1_PASSWORD enable them).",
+                        tab.title,
                     )
                     continue
                 with gr.Tab(tab.title):
                     tab.build(ctx)
         gr.HTML(render.disclaimer_html(), elem_id="medr1-footer-disclaimer")
+        ctx.menus.wire(demo)
     demo.queue(max_size=64, default_concurrency_limit=1)
     demo.medr1_context = ctx  # type: ignore[attr-defined]
     demo.medr1_ask = ask  # type: ignore[attr-defined]
@@ -169,8 +162,8 @@ def launch_kwargs(config: AppConfig | None = None, **overrides: Any) -> dict[str
         "css_paths": [STATIC / "medr1.css"],
         "theme": gr.themes.Soft(primary_hue="blue"),
     }
-    if config.public and config.training_enabled() and os.environ.get("MEDR1_PASSWORD"):
-        # Gradio's login page in front of the whole app, since a training tab is exposed publicly.
+    if config.public and config.jobs_enabled() and os.environ.get("MEDR1_PASSWORD"):
+        # Gradio's login page in front of the whole app, since a job tab is exposed publicly.
         kwargs["auth"] = (os.environ.get("MEDR1_USER", "medr1"), os.environ["MEDR1_PASSWORD"])
     kwargs.update(overrides)
     return kwargs

@@ -1,20 +1,25 @@
-"""What every tab of the app shares: the model registry and loader, the GPU slot and per-session stops.
+"""What every tab of the app shares: models, the GPU slot, uploads, per-session stops; and what a tab is.
 
-:class:`AppContext` is handed to each tab builder, so a tab added by another module (the Fine-tune tab
-of issue #5) reaches the same registry (to add the adapter it trained), the same model picker (to
-refresh and select it) and the same GPU concurrency id (to queue behind answers).
+:class:`AppContext` is handed to each tab builder (a :class:`TabSpec`), so every tab reaches the same
+registry (to add the adapter it trained), the same GPU concurrency id (to queue behind answers) and the
+same upload clean-up. Tabs never reach into each other: a tab that changes the list of models says so
+through :class:`ModelMenus`, and ``build_app`` wires every model picker of every tab to refresh
+together once all tabs exist, so no tab depends on the order they are built in.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import gradio as gr
 
 from .generation import StreamFn, stream_text
 from .gpu import GPU_CONCURRENCY_ID
 from .models import ModelManager, ModelRegistry
+from .uploads import UploadJanitor
 
 
 class StopSignals:
@@ -63,6 +68,82 @@ class StopSignals:
             return len(self._pending) + len(self._running)
 
 
+class ModelMenus:
+    """Every model picker in the app, refreshed together from the registry.
+
+    A tab creates its picker with :meth:`menu` and names the events after which the list may have changed
+    (:meth:`refresh_after`: a run finished, ↻ pressed); ``build_app`` then calls :meth:`wire`, which
+    refreshes every picker after each of those events and when the page loads. Each picker keeps its
+    own selection when it still exists; an event can also name a component holding a key to select in
+    the primary picker (the Ask tab's).
+    """
+
+    def __init__(self, registry: ModelRegistry, default_key: str):
+        self.registry = registry
+        self.default_key = default_key
+        self.menus: list[gr.Dropdown] = []
+        self.primary: gr.Dropdown | None = None
+        self._triggers: list[tuple[Any, Any]] = []
+
+    def menu(self, primary: bool = False, **kwargs: Any) -> gr.Dropdown:
+        """A ``gr.Dropdown`` of the registry's models, registered for refreshes."""
+        dropdown = gr.Dropdown(choices=self.registry.choices(), value=self.default_key, **kwargs)
+        self.menus.append(dropdown)
+        if primary:
+            self.primary = dropdown
+        return dropdown
+
+    def refresh_after(self, dependency: Any, select: Any = None) -> None:
+        """Refresh every picker after ``dependency`` (an event's return value); ``select``: a component
+        whose value, a model key, the primary picker then selects."""
+        self._triggers.append((dependency, select))
+
+    def updates(self, values: Sequence[str | None], select: str | None = None) -> list[Any]:
+        """One dropdown update per picker: the current choices, each keeping its value if it still exists."""
+        choices = self.registry.choices()
+        keys = {key for _, key in choices}
+        out = []
+        for menu, value in zip(self.menus, values, strict=True):
+            if select in keys and menu is self.primary:
+                value = select
+            out.append(gr.update(choices=choices, value=value if value in keys else self.default_key))
+        return out
+
+    def wire(self, demo: gr.Blocks) -> None:
+        """Attach the refreshes (call once, after every tab is built, inside ``demo``)."""
+        if not self.menus:
+            return
+        menus = list(self.menus)
+
+        def refresh(*values: str | None) -> Any:
+            updates = self.updates(values)
+            return updates[0] if len(updates) == 1 else updates  # Gradio reads one output's list as its value
+
+        def refresh_selecting(key: str | None, *values: str | None) -> Any:
+            updates = self.updates(values, select=key)
+            return updates[0] if len(updates) == 1 else updates
+
+        demo.load(refresh, menus, menus, api_visibility="private", queue=False)
+        for dependency, select in self._triggers:
+            if select is None:
+                dependency.then(refresh, menus, menus, api_visibility="private")
+            else:
+                dependency.then(refresh_selecting, [select, *menus], menus, api_visibility="private")
+
+
+@dataclass(frozen=True)
+class TabSpec:
+    """A tab: ``build(ctx)`` is called inside ``gr.Tab(title)`` and may return its components.
+
+    ``runs_jobs=True`` marks tabs that run long jobs on the server (training, evaluation): a public
+    deployment shows them only when asked to and behind a password (``AppConfig.jobs_enabled``).
+    """
+
+    title: str
+    build: Callable[[AppContext], Any]
+    runs_jobs: bool = False
+
+
 @dataclass
 class AppContext:
     """Shared by all tabs. ``stream_fn`` is the generation function (a test seam, see ``build_app``)."""
@@ -76,8 +157,10 @@ class AppContext:
     gpu_concurrency_id: str = GPU_CONCURRENCY_ID
     stops: StopSignals = field(default_factory=StopSignals)
     upload_grace_seconds: float = 30.0
-    """Uploads are deleted this long after they were read (see ``ui_ask.UploadJanitor``)."""
-    model_dropdown: Any = None
-    """The Ask tab's model picker (a ``gr.Dropdown``), set when the Ask tab is built."""
-    refresh_models: Callable[[str | None], Any] | None = None
-    """``refresh_models(select_key)`` returns a dropdown update with the current choices."""
+    """Uploads are deleted this long after they were read (see :class:`~medr1_app.uploads.UploadJanitor`)."""
+    uploads: UploadJanitor = field(init=False)
+    menus: ModelMenus = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.uploads = UploadJanitor(self.upload_grace_seconds)
+        self.menus = ModelMenus(self.registry, self.default_model)

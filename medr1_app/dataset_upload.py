@@ -3,8 +3,9 @@
 A Fine-tune tab on a shared server takes files from strangers. A ZIP is unpacked only after every
 entry has been checked (no absolute paths, no ``..``, no links, bounded count and sizes, no absurd
 compression ratios), and bytes are counted while writing since the sizes in a ZIP header can lie.
-The dataset is then read by ``train.data`` (the same loader the training run will use), so the
-validation report shows exactly what training will see.
+The dataset is then read by ``train.data`` (the same loader the training run will use), and every
+picture is made once as training will make it (DICOM frames and windows included), so the validation
+report shows exactly what training will see, bad pictures named by their record.
 """
 
 from __future__ import annotations
@@ -12,12 +13,10 @@ from __future__ import annotations
 import shutil
 import stat
 import zipfile
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-from train.data import DataError, LoadResult, dataset_files, load_many
-from train.images import ImageError, open_image
+from train.data import DataError, LoadResult, dataset_files, load_many, picture_problems
 
 MAX_FILES = 5000
 MAX_MEMBER_BYTES = 50 * 1024**2
@@ -138,13 +137,13 @@ class ValidationReport:
             lines += ["", f"**{summary['rejected']} records rejected:**"]
             lines += [f"- {problem}" for problem in summary["problems"][:50]]
         if self.image_problems:
-            lines += ["", f"**{len(self.image_problems)} images cannot be read:**"]
+            lines += ["", f"**{len(self.image_problems)} records' pictures cannot be read:**"]
             lines += [f"- {problem}" for problem in self.image_problems[:50]]
         return "\n".join(lines)
 
 
 def validate_dataset(data_dir: str | Path, check_decode: bool = True) -> ValidationReport:
-    """Load every dataset file under ``data_dir`` as training would, and try to decode each image once."""
+    """Load every dataset file under ``data_dir`` as training would, and make each record's picture once."""
     data_dir = Path(data_dir)
     try:
         files = dataset_files(data_dir)
@@ -156,13 +155,5 @@ def validate_dataset(data_dir: str | Path, check_decode: bool = True) -> Validat
         raise UploadError(str(exc)) from exc
     report = ValidationReport(loaded=loaded, files=files)
     if check_decode:
-        report.image_problems = list(_image_problems(sorted({s.image for s in loaded.samples})))
+        report.image_problems = [str(problem) for problem in picture_problems(loaded.samples)]
     return report
-
-
-def _image_problems(paths: Iterable[str]) -> Iterable[str]:
-    for path in paths:
-        try:
-            open_image(path)
-        except ImageError as exc:
-            yield str(exc)

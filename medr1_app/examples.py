@@ -1,25 +1,44 @@
-"""The example gallery: DICOM files that ship with pydicom, each with a question in Med-R1's style.
+"""The example gallery and the demo dataset, read from the repository's ``assets/`` folder.
 
-Shipped with an installed package, so the gallery works offline and on a Space without adding image
-files to this repository. They are pydicom's public test objects (their header fields hold test values,
-which the app never reads anyway). The questions are Med-R1's question types (modality recognition,
-anatomy identification) plus one free-text question; the app does not know or claim the right answer.
+``assets/examples.json`` lists each example's picture, caption and question; ``assets/README.md`` gives
+the source and licence of every file. DICOM examples are named ``pydicom:NAME``: the example files that
+ship inside the installed pydicom package, so the gallery works offline and on a Space without copies
+of them here. The others are paths inside ``assets/``.
 """
 
 from __future__ import annotations
 
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from .imaging import ImagingError, open_study, to_png_bytes
+from train.imaging import ImagingError, open_study, to_png_bytes
+
+ASSETS = Path(__file__).resolve().parents[1] / "assets"
+PYDICOM_PREFIX = "pydicom:"
+
+
+def assets_dir() -> Path:
+    """The ``assets/`` folder; a clear error where medr1 was installed without it (not from a clone)."""
+    if not (ASSETS / "examples.json").is_file():
+        raise FileNotFoundError(
+            f"medr1's assets folder is missing ({ASSETS}): install medr1 from a clone of its repository "
+            "(`pip install -e .`), which keeps assets/ next to the code."
+        )
+    return ASSETS
+
+
+def demo_dataset_dir() -> Path:
+    """The demo dataset (medr1 JSONL and its PNGs): the synthetic task, see ``assets/README.md``."""
+    return assets_dir() / "demo"
 
 
 @dataclass(frozen=True)
 class Example:
-    """One gallery entry: a pydicom example name, a caption and a question with its options."""
+    """One gallery entry: its picture (``pydicom:NAME`` or a path in ``assets/``), caption and question."""
 
-    name: str
+    image: str
     caption: str
     question: str
     options: tuple[str, ...]
@@ -27,38 +46,20 @@ class Example:
 
     @property
     def path(self) -> Path:
-        import pydicom.examples
+        if self.image.startswith(PYDICOM_PREFIX):
+            import pydicom.examples
 
-        return Path(pydicom.examples.get_path(self.name))
+            return Path(pydicom.examples.get_path(self.image.removeprefix(PYDICOM_PREFIX)))
+        return assets_dir() / self.image
 
 
-EXAMPLES: tuple[Example, ...] = (
-    Example(
-        "ct",
-        "CT slice (DICOM, HU windowing)",
-        "What imaging technique was used to obtain this image?",
-        ("CT", "MRI", "X-ray", "Ultrasound"),
-    ),
-    Example(
-        "overlay",
-        "MR abdomen (DICOM, file windows)",
-        "Which part of the body is shown in this image?",
-        ("Head", "Chest", "Abdomen", "Knee"),
-    ),
-    Example(
-        "ybr_color",
-        "Ultrasound, 30 frames (DICOM multi-frame)",
-        "What imaging modality produced this image?",
-        ("Ultrasound", "CT", "Fundus photography", "Dermoscopy"),
-        frame=10,
-    ),
-    Example(
-        "mr",
-        "MR slice (DICOM), free-text question",
-        "Describe what this image shows.",
-        (),
-    ),
-)
+def load_examples(path: str | Path | None = None) -> tuple[Example, ...]:
+    """The examples listed in ``assets/examples.json`` (or ``path``), in order."""
+    data = json.loads(Path(path or assets_dir() / "examples.json").read_text())
+    return tuple(
+        Example(item["image"], item["caption"], item["question"], tuple(item["options"]), item.get("frame", 0))
+        for item in data
+    )
 
 
 def build_gallery(directory: str | Path | None = None) -> tuple[list[Example], list[tuple[str, str]]]:
@@ -68,14 +69,14 @@ def build_gallery(directory: str | Path | None = None) -> tuple[list[Example], l
     """
     folder = Path(tempfile.mkdtemp(prefix="medr1-examples-", dir=directory))
     examples, items = [], []
-    for example in EXAMPLES:
+    for index, example in enumerate(load_examples()):
         try:
             study = open_study(example.path)
             picture = study.render(min(example.frame, study.num_frames - 1))
         except (ImagingError, OSError, ValueError):
             continue
         picture.thumbnail((256, 256))
-        thumb = folder / f"{example.name}.png"
+        thumb = folder / f"example-{index}.png"
         thumb.write_bytes(to_png_bytes(picture))
         examples.append(example)
         items.append((str(thumb), example.caption))

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import tempfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,11 +19,11 @@ from typing import Any
 from PIL import Image
 
 from train import __version__ as medr1_version
+from train.imaging import to_png_bytes
 from train.protocol import LETTERS
 
 from .answering import AnswerProgress
 from .generation import GenerationSettings
-from .imaging import to_png_bytes
 from .models import ModelSpec
 from .render import DISCLAIMER
 
@@ -166,7 +165,3 @@ def write_export(record: AskRecord, image: Image.Image, directory: str | Path | 
     as_md = folder / "answer.md"
     as_md.write_text(record_markdown(data))
     return [png, as_json, as_md]
-
-
-def options_tuple(options: Sequence[str] | None) -> tuple[str, ...]:
-    return tuple(options or ())

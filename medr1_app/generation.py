@@ -2,9 +2,8 @@
 
 Why these pieces:
 
-* :func:`model_view` resizes the rendered picture to the exact size the processor would produce
-  (``smart_resize``: area within the model's pixel bounds, sides multiples of 28), so the processor
-  does not resize again and the viewer's PNG *is* the model's input, pixel for pixel.
+* The picture arrives already at the model's input size (``train.imaging.model_picture``), so the
+  processor does not resize again and the viewer's PNG *is* the model's input, pixel for pixel.
 * :class:`TokenStreamer` hands each new token to the consumer as it is sampled (transformers'
   ``TextIteratorStreamer`` holds text back until a word ends, which delays the first visible token).
   The consumer decodes only the new tokens, and after the first one gathers tokens for 20 ms at a time,
@@ -29,9 +28,9 @@ from PIL import Image
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
+from train.generation import default_max_new_tokens, sampling_kwargs
 from train.protocol import PROMPT_STYLES, build_messages
 
-from .imaging import to_model_image
 from .models import LoadedModel
 
 # Temperature used for self-consistency when the user left the temperature at 0 (greedy): N greedy
@@ -49,7 +48,7 @@ class GenerationSettings:
 
     temperature: float = 0.0
     top_p: float = 1.0
-    max_new_tokens: int = 512
+    max_new_tokens: int = default_max_new_tokens("think")
     prompt_style: str = "think"
     seed: int = 0
     samples: int = 1
@@ -86,17 +85,6 @@ class GenerationSettings:
         data = asdict(self)
         data["effective_temperature"] = self.effective_temperature
         return data
-
-
-def model_view(image: Image.Image, min_pixels: int, max_pixels: int) -> Image.Image:
-    """The picture exactly as the model receives it (RGB, aspect ratio kept, sides multiple of 28)."""
-    from transformers.models.qwen2_vl.image_processing_qwen2_vl import smart_resize
-
-    fitted = to_model_image(image, max_pixels=max_pixels, min_pixels=min_pixels)
-    height, width = smart_resize(fitted.height, fitted.width, factor=28, min_pixels=min_pixels, max_pixels=max_pixels)
-    if (width, height) == fitted.size:
-        return fitted
-    return fitted.resize((width, height), Image.Resampling.BICUBIC)
 
 
 def build_inputs(loaded: LoadedModel, image: Image.Image, prompt: str) -> Any:
@@ -150,7 +138,7 @@ def stream_text(
 ) -> Iterator[str]:
     """Yield the response text so far, once per new token, until EOS, the token limit or ``stop``.
 
-    ``image`` must already be :func:`model_view`'s output. Sampling is seeded with
+    ``image`` must already be at the model's input size (``train.imaging.model_picture``). Sampling is seeded with
     ``settings.seed + sample_index`` so each self-consistency sample can be reproduced on its own.
     ``generate_overrides`` is for benchmarks (e.g. ``min_new_tokens``).
     """
@@ -159,13 +147,9 @@ def stream_text(
     temperature = settings.effective_temperature
     kwargs: dict[str, Any] = {
         "max_new_tokens": settings.max_new_tokens,
-        "do_sample": temperature > 0,
         "stopping_criteria": StoppingCriteriaList([StopOnEvent(stop)]),
+        **sampling_kwargs(temperature, settings.top_p),
     }
-    if temperature > 0:
-        kwargs.update(temperature=temperature, top_p=settings.top_p, top_k=0)
-    else:  # greedy: drop the checkpoint's sampling defaults so transformers does not warn about them
-        kwargs.update(temperature=None, top_p=None, top_k=None)
     kwargs.update(generate_overrides)
     streamer = TokenStreamer()
     failure: list[BaseException] = []

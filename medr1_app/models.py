@@ -1,6 +1,6 @@
 """Which models the app can answer with, and loading the chosen one once, lazily.
 
-Why a registry object and not a module-level list: the Fine-tune tab (issue #5) adds the adapter a run
+Why a registry object and not a module-level list: the Fine-tune tab adds the adapter a run
 has just written while the app is running, and tests build apps with their own model lists, so the
 list lives in a :class:`ModelRegistry` that the app owns. :meth:`ModelRegistry.list_models` also scans
 a runs directory, so a finished ``medr1-train grpo`` output appears in the picker without a restart.
@@ -36,8 +36,8 @@ from typing import Any
 
 import torch
 
-from train.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
-from train.model_io import ModelLoadError, adapter_base, load_for_inference, load_processor
+from train.imaging import PixelBounds
+from train.model_io import ModelLoadError, adapter_base, load_for_inference, load_processor, pixel_bounds
 from train.tiny_model import TINY_MARKER, build_tiny_model, is_tiny_random
 
 logger = logging.getLogger(__name__)
@@ -317,8 +317,8 @@ class LoadedModel:
     processor: Any
     device: str
     dtype: torch.dtype
-    min_pixels: int
-    max_pixels: int
+    bounds: PixelBounds
+    """The input-size rule of its pictures (``train.model_io.pixel_bounds`` of its processor)."""
     load_seconds: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
 
@@ -359,22 +359,6 @@ def resolve_source(spec: ModelSpec) -> str:
 
 def _has_processor(folder: str | Path) -> bool:
     return any((Path(folder) / name).is_file() for name in ("processor_config.json", "preprocessor_config.json"))
-
-
-def pixel_bounds(processor: Any) -> tuple[int, int]:
-    """(min_pixels, max_pixels) for the model's input, capped at Med-R1's training size.
-
-    Qwen2-VL's processor defaults allow ~12.8 megapixels (thousands of image tokens); Med-R1 trained at
-    401,408 (512 patches of 28 x 28), so larger inputs only cost memory and drift from training.
-    """
-    image_processor = processor.image_processor
-    size = getattr(image_processor, "size", None)
-    low = getattr(size, "shortest_edge", None) or getattr(image_processor, "min_pixels", None) or DEFAULT_MIN_PIXELS
-    high = getattr(size, "longest_edge", None) or getattr(image_processor, "max_pixels", None) or DEFAULT_MAX_PIXELS
-    if isinstance(size, dict):
-        low, high = size.get("shortest_edge", low), size.get("longest_edge", high)
-    high = min(int(high), DEFAULT_MAX_PIXELS)
-    return min(int(low), high), high
 
 
 class ModelManager:
@@ -421,7 +405,7 @@ class ModelManager:
         model = load_for_inference(source, adapter=spec.adapter, dtype=self.dtype, device=self.device)
         # medr1's trainers save the processor next to the adapter; use it (same image bounds as training).
         processor = load_processor(spec.adapter if spec.adapter and _has_processor(spec.adapter) else source)
-        low, high = pixel_bounds(processor)
+        bounds = pixel_bounds(processor) or PixelBounds()
         seconds = time.perf_counter() - start
         dtype = next(model.parameters()).dtype
         tiny = spec.tiny or bool(getattr(model.config, TINY_MARKER, False))
@@ -432,8 +416,7 @@ class ModelManager:
             processor,
             self.device,
             dtype,
-            low,
-            high,
+            bounds,
             load_seconds=seconds,
             info={"parameters": sum(p.numel() for p in model.parameters())},
         )

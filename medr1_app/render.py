@@ -16,7 +16,7 @@ from typing import Any
 
 from train.protocol import LETTERS
 
-from .answering import AnswerProgress, Sample
+from .answering import AnswerProgress, SampledAnswer
 
 DISCLAIMER = (
     "Research use only. Not a medical device: not for diagnosis, treatment or any clinical decision. "
@@ -46,7 +46,7 @@ def banner_html(tiny: bool, note: str = "") -> str:
     return "".join(parts)
 
 
-def _status(sample: Sample, progress: AnswerProgress) -> tuple[str, str, list[str]]:
+def _status(sample: SampledAnswer, progress: AnswerProgress) -> tuple[str, str, list[str]]:
     """(css class, badge text, issues) for one sample."""
     parsed = sample.parsed
     if sample.stopped:
@@ -60,7 +60,7 @@ def _status(sample: Sample, progress: AnswerProgress) -> tuple[str, str, list[st
     return "malformed", "Malformed output (shown as the model wrote it)", list(parsed.issues)
 
 
-def _choice_block(sample: Sample, options: Sequence[str] | None) -> str:
+def _choice_block(sample: SampledAnswer, options: Sequence[str] | None) -> str:
     """Letter and option text; for a free-text question the answer block's text itself."""
     parsed = sample.parsed
     shown_free = bool(parsed and not options and parsed.answer)

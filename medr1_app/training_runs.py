@@ -1,10 +1,13 @@
 """Fine-tuning runs launched from the app: the ``medr1-train grpo`` CLI in a child process.
 
 Running the training kit's own CLI (not a copy of it) guarantees the tab uses the same rewards, data
-loaders and trainer as ``train/``. A separate process means a crash or an out-of-memory kill cannot take
-the app down, and the GPU memory is returned when it ends. The app follows the run through the files
-the CLI writes anyway: ``metrics.jsonl`` for curves and samples, ``checkpoint-N/`` for resuming, the
-final adapter and ``medr1_card.json`` for the result.
+loaders and trainer as ``train/``. The run's settings are a recipe YAML written into its folder
+(``recipe.yaml``, keys checked against the CLI's dataclasses by ``train.config.write_recipe``) and
+passed with ``--config``, so the run can be repeated from a shell with the same file. A separate
+process means a crash or an out-of-memory kill cannot take the app down, and the GPU memory is
+returned when it ends. The app follows the run through the files the CLI writes anyway:
+``metrics.jsonl`` for curves and samples, ``checkpoint-N/`` for resuming, the final adapter and
+``medr1_card.json`` for the result.
 """
 
 from __future__ import annotations
@@ -20,65 +23,18 @@ from pathlib import Path
 from typing import Any
 
 from train.callbacks import read_metrics
+from train.config import write_recipe
 
 LOG_NAME = "train.log"
 
 
-@dataclass
-class RunSettings:
-    """The Fine-tune tab's form, with Med-R1's defaults; each field maps to one ``medr1-train grpo`` flag."""
+RECIPE_NAME = "recipe.yaml"
 
-    model: str
-    data_dir: str
-    output_dir: str
-    reward_funcs: list[str] = field(default_factory=lambda: ["format", "accuracy"])
-    reward_weights: list[float] | None = None
-    reward_modules: list[str] = field(default_factory=list)
-    prompt_style: str = "think"
-    num_generations: int = 4
-    per_device_train_batch_size: int = 4
-    gradient_accumulation_steps: int = 1
-    learning_rate: float = 1e-5
-    lora_r: int = 64
-    lora_alpha: int = 128
-    lora_target_modules: list[str] | None = None
-    beta: float = 0.04
-    temperature: float = 1.0
-    max_completion_length: int = 256
-    max_steps: int = 100
-    max_pixels: int = 401_408
-    min_pixels: int = 3136
-    save_steps: int = 10
-    seed: int = 42
-    gradient_checkpointing: bool = True
-    init_adapter: str | None = None
 
-    def command(self, resume: bool = False) -> list[str]:
-        """The exact command line the run executes."""
-        args = [sys.executable, "-m", "train.cli", "grpo",
-                "--model_name_or_path", self.model, "--dataset_path", self.data_dir, "--output_dir", self.output_dir,
-                "--reward_funcs", *self.reward_funcs, "--prompt_style", self.prompt_style,
-                "--num_generations", str(self.num_generations),
-                "--per_device_train_batch_size", str(self.per_device_train_batch_size),
-                "--gradient_accumulation_steps", str(self.gradient_accumulation_steps),
-                "--learning_rate", str(self.learning_rate), "--lora_r", str(self.lora_r),
-                "--lora_alpha", str(self.lora_alpha), "--beta", str(self.beta), "--temperature", str(self.temperature),
-                "--max_completion_length", str(self.max_completion_length), "--max_steps", str(self.max_steps),
-                "--max_pixels", str(self.max_pixels), "--min_pixels", str(self.min_pixels),
-                "--save_steps", str(self.save_steps), "--seed", str(self.seed),
-                "--gradient_checkpointing", str(self.gradient_checkpointing).lower(),
-                "--logging_steps", "1", "--report_to", "none"]  # fmt: skip
-        if self.reward_weights:
-            args += ["--reward_weights", *map(str, self.reward_weights)]
-        if self.reward_modules:
-            args += ["--reward_modules", *self.reward_modules]
-        if self.lora_target_modules:
-            args += ["--lora_target_modules", *self.lora_target_modules]
-        if self.init_adapter:
-            args += ["--init_adapter", self.init_adapter]
-        if resume:
-            args += ["--resume_from_checkpoint", "auto"]
-        return args
+def grpo_command(recipe: Path, resume: bool = False) -> list[str]:
+    """The exact command line a run executes: the kit's own CLI on the run's recipe."""
+    command = [sys.executable, "-m", "train.cli", "grpo", "--config", str(recipe)]
+    return command + (["--resume_from_checkpoint", "auto"] if resume else [])
 
 
 @dataclass
@@ -96,14 +52,24 @@ class RunStatus:
 
 
 class TrainingRun:
-    """One ``medr1-train grpo`` child process and the files it writes."""
+    """One ``medr1-train grpo`` child process on a recipe (a dict of CLI options), and the files it writes."""
 
-    def __init__(self, settings: RunSettings, env: dict[str, str] | None = None):
-        self.settings = settings
-        self.output_dir = Path(settings.output_dir)
+    def __init__(self, recipe: dict[str, Any], env: dict[str, str] | None = None):
+        if not recipe.get("output_dir"):
+            raise ValueError("A run's recipe needs an output_dir.")
+        self.recipe = dict(recipe)
+        self.output_dir = Path(recipe["output_dir"])
         self.env = env
         self.process: subprocess.Popen | None = None
         self.stop_requested = False
+
+    @property
+    def recipe_path(self) -> Path:
+        return self.output_dir / RECIPE_NAME
+
+    @property
+    def max_steps(self) -> int:
+        return int(self.recipe.get("max_steps") or 0)
 
     @property
     def log_path(self) -> Path:
@@ -114,11 +80,16 @@ class TrainingRun:
             raise RuntimeError("This run is already going.")
         self.output_dir.mkdir(parents=True, exist_ok=True)
         self.stop_requested = False
+        write_recipe(self.recipe_path, self.recipe)
         log = self.log_path.open("a", encoding="utf-8")
         env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
         # A session of its own: a signal meant for the run never reaches the app, and vice versa.
         self.process = subprocess.Popen(
-            self.settings.command(resume=resume), stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
+            grpo_command(self.recipe_path, resume=resume),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
         log.close()
 
@@ -150,7 +121,7 @@ class TrainingRun:
         metrics = read_metrics(self.output_dir / "metrics.jsonl")
         steps = [r for r in metrics if "reward" in r or "loss" in r]
         step = steps[-1]["step"] if steps else 0
-        max_steps = next((r["max_steps"] for r in reversed(metrics) if r.get("max_steps")), self.settings.max_steps)
+        max_steps = next((r["max_steps"] for r in reversed(metrics) if r.get("max_steps")), self.max_steps)
         adapter = str(self.output_dir) if (self.output_dir / "adapter_config.json").is_file() else None
         eta = _eta(steps, max_steps)
         tail = _tail(self.log_path)
@@ -211,11 +182,11 @@ class RunManager:
             path = self.runs_dir / f"{name}-{stamp}-{suffix}"
         return path
 
-    def start(self, settings: RunSettings, resume: bool = False, env: dict[str, str] | None = None) -> TrainingRun:
+    def start(self, recipe: dict[str, Any], resume: bool = False, env: dict[str, str] | None = None) -> TrainingRun:
         with self._lock:
             if self.current is not None and self.current.running:
                 raise RuntimeError("A training run is already going: stop it first (one run at a time).")
-            run = TrainingRun(settings, env=env)
+            run = TrainingRun(recipe, env=env)
             run.start(resume=resume)
             self.current = run
             return run

@@ -3,7 +3,7 @@
 Layout: picture and its controls on the left, question and model on the right, then the streaming
 reasoning next to the prominent answer, then the downloads. Per-user data lives in ``gr.State`` (the
 opened study, with a time to live) and nowhere else: uploads are read into memory and deleted from
-disk seconds later (:class:`UploadJanitor`), nothing about the image or the question is logged.
+disk seconds later (``ctx.uploads``), nothing about the image or the question is logged.
 
 API (for ``gradio_client``; the study is kept per session between the two calls):
 
@@ -16,20 +16,17 @@ API (for ``gradio_client``; the study is kept per session between the two calls)
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import os
 import shutil
-import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import gradio as gr
 from PIL import Image
 
+from train.imaging import ImagingError, PixelBounds, Study, model_picture, open_study
 from train.model_io import ModelLoadError
 from train.protocol import LETTERS, MAX_OPTIONS, MIN_OPTIONS, PROMPT_STYLES, build_prompt
 
@@ -40,9 +37,8 @@ from .examples import Example, build_gallery
 from .export import AskRecord, record_dict, write_export
 from .generation import MAX_NEW_TOKENS, MAX_SAMPLES, GenerationSettings
 from .gpu import gpu_task, zero_gpu
-from .imaging import ImagingError, Study, open_study
 from .models import ModelSpec
-from .viewer import CUSTOM, DEFAULT, bounds_for, model_picture, slider_range, view_record, window_arg, window_choices
+from .viewer import CUSTOM, DEFAULT, bounds_for, slider_range, view_record, window_arg, window_choices
 
 logger = logging.getLogger(__name__)
 
@@ -52,66 +48,6 @@ FREE_TEXT = 0
 OPTION_COUNTS = [("Free text (no options)", FREE_TEXT)] + [(str(n), n) for n in range(MIN_OPTIONS, MAX_OPTIONS + 1)]
 STYLE_CHOICES = [("Think, then answer (<think> + <answer>)", "think"), ("Answer only (no reasoning)", "no_think")]
 assert {v for _, v in STYLE_CHOICES} == set(PROMPT_STYLES)
-
-
-def delete_upload(path: str | Path) -> None:
-    """Delete an uploaded file from Gradio's upload cache (and its per-upload folder when empty).
-
-    Only files inside Gradio's cache are touched, so an example shipped with pydicom or a file named
-    by a local API caller is never deleted.
-    """
-    path = Path(path).resolve()
-    cache = Path(gr.utils.get_upload_folder()).resolve()
-    if cache not in path.parents:
-        return
-    with contextlib.suppress(OSError):
-        path.unlink()
-    with contextlib.suppress(OSError):
-        path.parent.rmdir()
-
-
-def _identity(path: str) -> tuple[int, int] | None:
-    try:
-        stat = os.stat(path)
-    except OSError:
-        return None
-    return stat.st_ino, stat.st_mtime_ns
-
-
-class UploadJanitor:
-    """Deletes each upload a few seconds after it was read.
-
-    Not at once, because Gradio stores uploads by content hash: two users uploading the same file share
-    one path, and deleting it the moment the first has read it would fail the second. Reading the same
-    path again restarts its countdown, and a file that was uploaded again since it was read (a new inode
-    at the same path) is left to its new reader's countdown. Holds file paths only.
-    """
-
-    def __init__(self, grace_seconds: float):
-        self.grace = grace_seconds
-        self._lock = threading.Lock()
-        self._timers: dict[str, threading.Timer] = {}
-
-    def release(self, path: str | Path) -> None:
-        key = str(path)
-        timer = threading.Timer(self.grace, self._delete, args=(key, _identity(key)))
-        timer.daemon = True
-        with self._lock:
-            old = self._timers.pop(key, None)
-            if old is not None:
-                old.cancel()
-            self._timers[key] = timer
-        timer.start()
-
-    def _delete(self, key: str, identity: tuple[int, int] | None) -> None:
-        with self._lock:
-            self._timers.pop(key, None)
-        if identity is not None and _identity(key) == identity:
-            delete_upload(key)
-
-    def pending(self) -> int:
-        with self._lock:
-            return len(self._timers)
 
 
 def collect_options(count: int | None, boxes: Sequence[str | None]) -> list[str] | None:
@@ -171,7 +107,6 @@ class AskController:
     def __init__(self, ctx: AppContext):
         self.ctx = ctx
         self.examples: list[Example] = []
-        self.janitor = UploadJanitor(ctx.upload_grace_seconds)
         # ZeroGPU attaches a GPU only inside this call; elsewhere gpu_task is a no-op.
         self._generate = gpu_task(duration=120)(self._generate_impl)
 
@@ -182,7 +117,7 @@ class AskController:
         except ModelLoadError:
             return None
 
-    def _bounds(self, key: str | None) -> tuple[int, int]:
+    def _bounds(self, key: str | None) -> PixelBounds:
         return bounds_for(self._spec(key), self.ctx.manager.loaded)
 
     def banner(self, key: str | None) -> str:
@@ -254,11 +189,9 @@ class AskController:
             return (gr.skip(),) * 9
         name = Path(path).name
         try:
-            data = Path(path).read_bytes()
+            data = self.ctx.uploads.read(path)
         except OSError:  # e.g. removed by the janitor just before an identical re-upload landed
             return (*self._error_outputs(f"{name}: the upload could not be read. Upload it again."), None)
-        finally:
-            self.janitor.release(path)
         try:
             study = open_study(data, name=name)
         except ImagingError as exc:
@@ -329,12 +262,6 @@ class AskController:
         return gr.update(choices=self.ctx.registry.choices(), value=spec.key), render.status_html(
             f"Added {spec.label}. It loads when you ask.", "info"
         )
-
-    def refresh_models(self, key: str | None = None) -> Any:
-        """Dropdown update listing the registry (runs directory rescanned); keeps or sets the selection."""
-        choices = self.ctx.registry.choices()
-        keys = {k for _, k in choices}
-        return gr.update(choices=choices, value=key if key in keys else self.ctx.default_model)
 
     # -- asking ---------------------------------------------------------------------------------
     def arm(self, request: gr.Request) -> None:
@@ -412,7 +339,7 @@ class AskController:
                 loaded = self.ctx.manager.get(key)
             window = window_arg(preset, center, width)
             frame = int(frame or 0)
-            picture = model_picture(study, frame, window, (loaded.min_pixels, loaded.max_pixels))
+            picture = model_picture(study, frame, window, loaded.bounds)
             view = view_record(study, frame, window, picture)
             working = "Generating" + (f" {settings.samples} samples" if settings.samples > 1 else "") + "…"
             yield (
@@ -497,7 +424,6 @@ def _session(request: gr.Request | None) -> str:
 def build_ask_tab(ctx: AppContext) -> AskTab:
     """Create the Ask tab's components and events inside the current ``gr.Tab``."""
     controller = AskController(ctx)
-    ctx.refresh_models = controller.refresh_models
     study = gr.State(None, time_to_live=STUDY_TTL_SECONDS)
     banner = gr.HTML(controller.banner(ctx.default_model), elem_id="medr1-banner")
     with gr.Row(equal_height=False):
@@ -546,13 +472,7 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
             )
         with gr.Column(scale=5, min_width=320):
             with gr.Row():
-                model = gr.Dropdown(
-                    choices=ctx.registry.choices(),
-                    value=ctx.default_model,
-                    label="Model",
-                    scale=8,
-                    elem_id="medr1-model",
-                )
+                model = ctx.menus.menu(primary=True, label="Model", scale=8, elem_id="medr1-model")
                 refresh = gr.Button("↻", scale=1, min_width=40, elem_id="medr1-refresh-models")
             model_status = gr.HTML(controller.model_status(ctx.default_model))
             if ctx.allow_add_models:
@@ -650,11 +570,12 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
         trigger_mode="always_last", **light,
     )  # fmt: skip
     model.input(controller.on_model, view_inputs, [banner, model_status, viewer], api_visibility="private", **light)
-    refresh.click(controller.refresh_models, [model], [model], api_visibility="private", queue=False)
+    ctx.menus.refresh_after(refresh.click(None, None, None, api_visibility="private", queue=False))
     if ctx.allow_add_models:
-        add_button.click(controller.add_model, [add_path], [model, model_status], api_visibility="private").then(
-            controller.on_model, view_inputs, [banner, model_status, viewer], api_visibility="private"
-        )
+        added = add_button.click(
+            controller.add_model, [add_path], [model, model_status], api_visibility="private"
+        ).then(controller.on_model, view_inputs, [banner, model_status, viewer], api_visibility="private")
+        ctx.menus.refresh_after(added)
     option_count.change(
         lambda n: [gr.update(visible=int(n or 0) > i) for i in range(MAX_OPTIONS)],
         [option_count],
@@ -684,7 +605,6 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
         queue=False,
         cancels=[ask_event] if zero_gpu() else None,  # ZeroGPU: the worker cannot see the Stop event
     )
-    ctx.model_dropdown = model
     return AskTab(
         study, upload, upload_status, viewer, window, center, width, frame, metadata, gallery, banner, model,
         model_status, question, option_count, option_boxes, temperature, top_p, max_new_tokens, style, seed,

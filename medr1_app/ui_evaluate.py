@@ -1,8 +1,8 @@
 """The Evaluate tab: a small evaluation of a model from the picker, shown as the paper's tables and heatmaps.
 
-It calls the training kit's evaluation API (``train.evaluate.evaluate`` and ``report``), the code
-behind ``medr1-eval``, on the model the Ask tab already loaded, so the numbers here are computed the
-way a researcher's command-line run computes them. For a full benchmark, use ``medr1-eval``.
+It calls the training kit's evaluation API (``train.eval.evaluate`` and ``report``), the code behind
+``medr1-eval``, on the model the Ask tab already loaded, so the numbers here are computed the way a
+researcher's command-line run computes them. For a full benchmark, use ``medr1-eval``.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from typing import Any
 import gradio as gr
 
 from train.data import DataError
-from train.eval_synthetic import make_grid_dataset
-from train.evaluate import balanced_subset, evaluate, report
+from train.eval import balanced_subset, evaluate, report
+from train.eval.synthetic import make_grid_dataset
 from train.model_io import ModelLoadError
 
-from .context import AppContext
+from .context import AppContext, TabSpec
 from .dataset_upload import UploadError, receive_upload, validate_dataset
 from .gpu import gpu_task
 
@@ -36,7 +36,7 @@ def build_evaluate_tab(ctx: AppContext, output_root: str | Path) -> dict[str, An
     gr.Markdown(HELP)
     with gr.Row():
         with gr.Column():
-            model = gr.Dropdown(ctx.registry.choices(), value=ctx.default_model, label="Model")
+            model = ctx.menus.menu(label="Model")
             upload = gr.File(label="Dataset (optional)", file_types=[".jsonl", ".json", ".zip"])
             questions = gr.Slider(8, 400, value=40, step=8, label="Questions (spread over all modalities and types)")
         with gr.Column():
@@ -53,8 +53,10 @@ def build_evaluate_tab(ctx: AppContext, output_root: str | Path) -> dict[str, An
         folder = output_root / f"eval-{time.strftime('%Y%m%d-%H%M%S')}"
         try:
             if dataset:
-                receive_upload(dataset, folder)
-                Path(dataset).unlink(missing_ok=True)
+                try:
+                    receive_upload(dataset, folder)
+                finally:
+                    ctx.uploads.release(dataset)
             else:
                 make_grid_dataset(folder / "data", per_cell=2, seed=0, size=56)
             loaded_data = validate_dataset(folder / "data", check_decode=False).loaded
@@ -88,12 +90,15 @@ def build_evaluate_tab(ctx: AppContext, output_root: str | Path) -> dict[str, An
     return {"model": model, "run": run, "tables": tables}
 
 
-def evaluate_tab(output_root: str | Path | None = None):
-    """The tab as a ``TabSpec``; reports go under ``<runs dir>/evals`` unless ``output_root`` is given."""
-    from .app import TabSpec
+def evaluate_tab(output_root: str | Path | None = None) -> TabSpec:
+    """The tab as a ``TabSpec``; reports go under ``<runs dir>/evals`` unless ``output_root`` is given.
+
+    It runs jobs (an evaluation holds the GPU slot answers wait on), so a public deployment shows it
+    only when enabled and behind a password, like Fine-tune.
+    """
 
     def build(ctx: AppContext) -> dict[str, Any]:
         root = output_root or Path(ctx.registry.runs_dir or "runs") / "evals"
         return build_evaluate_tab(ctx, root)
 
-    return TabSpec("Evaluate", build)
+    return TabSpec("Evaluate", build, runs_jobs=True)

@@ -1,10 +1,12 @@
 """The Fine-tune tab: LoRA-GRPO on the user's questions with the training kit itself, watched live.
 
 The tab validates the data with ``train.data`` (what training will read), offers every reward
-registered in ``train.rewards`` (so a reward added there appears here), and launches ``medr1-train
-grpo`` in a child process through :mod:`medr1_app.training_runs`. The start event keeps streaming the
-run's ``metrics.jsonl`` while it trains, registered on the GPU concurrency id, so answers in the Ask
-tab queue behind the run instead of competing with it for GPU memory.
+registered in ``train.rewards`` (so a reward added there appears here), takes its widgets' defaults
+from the CLI's dataclasses and ``train/recipes/finetune_tab.yaml`` (``train.config.grpo_recipe``), and
+launches ``medr1-train grpo --config RUN/recipe.yaml`` in a child process through
+:mod:`medr1_app.training_runs`. The start event keeps streaming the run's ``metrics.jsonl`` while it
+trains, registered on the GPU concurrency id, so answers in the Ask tab queue behind the run instead
+of competing with it for GPU memory.
 """
 
 from __future__ import annotations
@@ -21,16 +23,17 @@ import gradio as gr
 import pandas as pd
 
 from train import rewards as reward_registry
+from train.config import RECIPES, grpo_recipe
 from train.model_io import ModelLoadError
-from train.synthetic import make_synthetic_dataset
 
-from .context import AppContext
+from .context import AppContext, TabSpec
 from .dataset_upload import UploadError, receive_upload, validate_dataset
+from .examples import demo_dataset_dir
 from .render import esc
-from .training_runs import RunManager, RunSettings, RunStatus, check_hardware
+from .training_runs import RunManager, RunStatus, check_hardware
 
 POLL_SECONDS = 1.5
-DEMO_QUESTIONS = 48
+TAB_RECIPE = RECIPES / "finetune_tab.yaml"
 HELP = (
     "Train a LoRA adapter with GRPO, Med-R1's recipe: for each question the model samples several answers, "
     "and answers that keep the `<think>…</think><answer>…</answer>` format and pick the right option are "
@@ -126,6 +129,7 @@ def adapter_archive(adapter_dir: str) -> str:
 def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
     """Lay out the tab and wire its events; returns the components by name (for tests)."""
     gr.Markdown(HELP)
+    defaults = grpo_recipe(TAB_RECIPE)
     run_dir = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
@@ -133,29 +137,39 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
             demo_button = gr.Button("Use the demo dataset (synthetic, 48 questions)")
             report = gr.Markdown("_No data yet._")
         with gr.Column(scale=1):
-            model = gr.Dropdown(
-                ctx.registry.choices(), value=ctx.default_model, label="Start from (a base model or an adapter)"
-            )
+            model = ctx.menus.menu(label="Start from (a base model or an adapter)")
             hardware = gr.Markdown(check_hardware_text(ctx, ctx.default_model))
             rewards = gr.CheckboxGroup(
-                reward_choices(), value=["format", "accuracy"], label="Rewards (from train.rewards)"
+                reward_choices(), value=defaults["reward_funcs"], label="Rewards (from train.rewards)"
             )
             weights = gr.Textbox(label="Reward weights (comma separated; empty = equal)", value="")
             with gr.Accordion("Settings (Med-R1 defaults)", open=False):
                 num_generations = gr.Slider(
-                    2, 16, value=4, step=1, label="Answers sampled per question (num_generations)"
+                    2,
+                    16,
+                    value=defaults["num_generations"],
+                    step=1,
+                    label="Answers sampled per question (num_generations)",
                 )
-                batch_size = gr.Number(4, precision=0, label="Questions x answers per step (a multiple of the above)")
-                learning_rate = gr.Number(1e-5, label="Learning rate")
-                lora_r = gr.Dropdown([4, 8, 16, 32, 64, 128], value=64, label="LoRA rank")
-                lora_alpha = gr.Number(128, precision=0, label="LoRA alpha")
+                batch_size = gr.Number(
+                    defaults["per_device_train_batch_size"],
+                    precision=0,
+                    label="Questions x answers per step (a multiple of the above)",
+                )
+                learning_rate = gr.Number(defaults["learning_rate"], label="Learning rate")
+                lora_r = gr.Dropdown([4, 8, 16, 32, 64, 128], value=defaults["lora_r"], label="LoRA rank")
+                lora_alpha = gr.Number(defaults["lora_alpha"], precision=0, label="LoRA alpha")
                 lora_targets = gr.Textbox("", label="LoRA target modules (empty: the language model's projections)")
-                beta = gr.Number(0.04, label="KL penalty beta (Med-R1: 0.04)")
-                max_completion = gr.Slider(32, 1024, value=256, step=32, label="Max answer length (tokens)")
-                max_steps = gr.Number(100, precision=0, label="Training steps")
-                max_pixels = gr.Number(401_408, precision=0, label="Max image pixels (Med-R1: 401408)")
-                save_every = gr.Number(10, precision=0, label="Save a checkpoint every N steps (for Resume)")
-                seed = gr.Number(42, precision=0, label="Seed")
+                beta = gr.Number(defaults["beta"], label="KL penalty beta")
+                max_completion = gr.Slider(
+                    32, 1024, value=defaults["max_completion_length"], step=32, label="Max answer length (tokens)"
+                )
+                max_steps = gr.Number(defaults["max_steps"], precision=0, label="Training steps")
+                max_pixels = gr.Number(defaults["max_pixels"], precision=0, label="Max image pixels")
+                save_every = gr.Number(
+                    defaults["save_steps"], precision=0, label="Save a checkpoint every N steps (for Resume)"
+                )
+                seed = gr.Number(defaults["seed"], precision=0, label="Seed")
     with gr.Row():
         start = gr.Button("Start training", variant="primary", interactive=False)
         stop = gr.Button("Stop (keeps the adapter so far)", variant="stop")
@@ -180,7 +194,7 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
         folder = runs.new_run_dir("finetune")
         try:
             if demo:
-                make_synthetic_dataset(folder / "data", num_samples=DEMO_QUESTIONS, seed=2024, size=112)
+                shutil.copytree(demo_dataset_dir(), folder / "data")
             elif file:
                 receive_upload(file, folder)
             else:
@@ -191,7 +205,7 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
             return None, f"**Upload refused:** {esc(str(exc))}", gr.update(interactive=False)
         finally:
             if file and not demo:
-                Path(file).unlink(missing_ok=True)  # the upload's copy in Gradio's cache
+                ctx.uploads.release(file)  # copied into the run folder: the cached upload goes
         return str(folder), checked.markdown(), gr.update(interactive=checked.usable)
 
     upload.upload(lambda f: prepare(f), upload, [run_dir, report, start], api_name="finetune_upload")
@@ -235,29 +249,31 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
         if not allowed:
             raise gr.Error(message)
         spec = ctx.registry.get(model_key)
-        settings = RunSettings(
-            model=base, data_dir=str(Path(folder) / "data"), output_dir=folder, reward_funcs=list(reward_names),
-            reward_weights=parse_weights(weight_text, len(reward_names)), reward_modules=reward_modules(reward_names),
-            num_generations=generations, per_device_train_batch_size=batch, learning_rate=float(lr),
-            lora_r=int(rank), lora_alpha=int(alpha), lora_target_modules=targets.split() or None, beta=float(kl_beta),
-            max_completion_length=int(completion_len), max_steps=int(steps), max_pixels=int(pixels),
-            save_steps=max(1, int(save_steps)), seed=int(run_seed),
-            init_adapter=init_adapter, gradient_checkpointing=not spec.tiny,
-        )  # fmt: skip
+        recipe = {
+            **{key: defaults[key] for key in ("logging_steps", "report_to", "prompt_style", "min_pixels")},
+            "model_name_or_path": base, "dataset_path": [str(Path(folder) / "data")], "output_dir": str(folder),
+            "reward_funcs": list(reward_names), "reward_weights": parse_weights(weight_text, len(reward_names)),
+            "reward_modules": reward_modules(reward_names), "num_generations": generations,
+            "per_device_train_batch_size": batch, "learning_rate": float(lr), "lora_r": int(rank),
+            "lora_alpha": int(alpha), "lora_target_modules": targets.split() or None, "beta": float(kl_beta),
+            "max_completion_length": int(completion_len), "max_steps": int(steps), "max_pixels": int(pixels),
+            "save_steps": max(1, int(save_steps)), "seed": int(run_seed), "init_adapter": init_adapter,
+            "gradient_checkpointing": not spec.tiny,
+        }  # fmt: skip
         try:
-            run = runs.start(settings)
+            run = runs.start(recipe)
         except RuntimeError as exc:
             raise gr.Error(str(exc)) from exc
         yield from follow(run)
 
     def resume_run(folder):
         run = runs.current
-        if run is None or (folder and Path(run.settings.output_dir) != Path(folder)):
+        if run is None or (folder and run.output_dir != Path(folder)):
             raise gr.Error("Nothing to resume in this session: start a run first.")
         if run.running:
             raise gr.Error("The run is still going.")
         try:
-            run = runs.start(run.settings, resume=True)
+            run = runs.start(run.recipe, resume=True)
         except RuntimeError as exc:
             raise gr.Error(str(exc)) from exc
         yield from follow(run)
@@ -274,8 +290,7 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
         if not adapter:
             raise gr.Error("No adapter yet: wait for the run to finish or stop it.")
         spec = ctx.registry.add_path(adapter)
-        update = ctx.refresh_models(spec.key) if ctx.refresh_models else gr.update()
-        return update, f"Loaded **{esc(spec.label)}** in the Ask tab's model list. Switch to Ask to try it."
+        return spec.key, f"Selected **{esc(spec.label)}** in the Ask tab's model list. Switch to Ask to try it."
 
     def push_adapter(repo: str):
         run = runs.current
@@ -293,11 +308,15 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
     settings_inputs = [run_dir, model, rewards, weights, num_generations, batch_size, learning_rate, lora_r, lora_alpha,
                        lora_targets, beta, max_completion, max_steps, max_pixels, save_every, seed]  # fmt: skip
     gpu = {"concurrency_id": ctx.gpu_concurrency_id, "concurrency_limit": 1}
-    start.click(start_run, settings_inputs, outputs, api_name="finetune_start", **gpu)
-    resume.click(resume_run, run_dir, outputs, api_name="finetune_resume", **gpu)
+    started = start.click(start_run, settings_inputs, outputs, api_name="finetune_start", **gpu)
+    resumed = resume.click(resume_run, run_dir, outputs, api_name="finetune_resume", **gpu)
     stop.click(stop_run, None, result, api_name="finetune_stop", concurrency_limit=None)
-    load_outputs = [ctx.model_dropdown, result] if ctx.model_dropdown is not None else [result, result]
-    load.click(load_adapter, run_dir, load_outputs, api_name="finetune_load")
+    chosen = gr.State(None)
+    loaded = load.click(load_adapter, run_dir, [chosen, result], api_name="finetune_load")
+    # The run's adapter (finished or stopped) appears in every model picker; Load selects it in Ask's.
+    ctx.menus.refresh_after(started)
+    ctx.menus.refresh_after(resumed)
+    ctx.menus.refresh_after(loaded, select=chosen)
     push.click(push_adapter, hub_repo, result, api_name=False)
     return {"run_dir": run_dir, "start": start, "stop": stop, "resume": resume, "model": model, "rewards": rewards}
 
@@ -335,15 +354,14 @@ def _result_text(status: RunStatus) -> str:
     return esc(status.message)
 
 
-def finetune_tab(runs: RunManager | None = None):
+def finetune_tab(runs: RunManager | None = None) -> TabSpec:
     """The tab as a ``TabSpec`` for ``build_app(extra_tabs=...)``.
 
-    Runs go to the registry's runs folder (where the Ask tab's picker finds adapters) unless a
+    Runs go to the registry's runs folder (where the model pickers find adapters) unless a
     ``RunManager`` is given.
     """
-    from .app import TabSpec
 
     def build(ctx: AppContext) -> dict[str, Any]:
         return build_finetune_tab(ctx, runs or RunManager(ctx.registry.runs_dir or "runs"))
 
-    return TabSpec("Fine-tune", build, training=True)
+    return TabSpec("Fine-tune", build, runs_jobs=True)

@@ -1,23 +1,22 @@
-"""The viewer's logic: window choices, slider ranges, and the model-input picture for a study.
+"""The viewer's logic: window choices, slider ranges, and which pixel bounds size the picture.
 
 Kept apart from the Gradio wiring so it can be tested directly. The picture the viewer shows is
-always :func:`model_picture`'s output: the study rendered at full resolution with the chosen window,
-then resized exactly as the model's processor would. What the clinician sees is what the model gets.
+always :func:`train.imaging.model_picture`'s output, the function training and evaluation use: the
+study rendered with the chosen window, then resized exactly as the model's processor would. What the
+clinician sees is what the model gets.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from train.images import DEFAULT_MAX_PIXELS, DEFAULT_MIN_PIXELS
+from train.imaging import AUTO, FULL, PixelBounds, Study, WindowArg
+from train.model_io import pixel_bounds
 
-from .generation import model_view
-from .imaging import AUTO, FULL, Study, WindowArg
 from .models import LoadedModel, ModelSpec
 
 DEFAULT = "default"
@@ -66,42 +65,17 @@ def slider_range(study: Study, frame: int = 0) -> SliderRange:
     return SliderRange(low, high, 2 * span, step)
 
 
-def bounds_from_files(folder: str | Path) -> tuple[int, int] | None:
-    """(min_pixels, max_pixels) from a local checkpoint's processor config, without loading it."""
-    for name in ("preprocessor_config.json", "processor_config.json"):
-        path = Path(folder) / name
-        if not path.is_file():
-            continue
-        try:
-            data = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
-        data = data.get("image_processor", data)
-        size = data.get("size") or {}
-        low = size.get("shortest_edge") or data.get("min_pixels")
-        high = size.get("longest_edge") or data.get("max_pixels")
-        if low and high:
-            high = min(int(high), DEFAULT_MAX_PIXELS)
-            return min(int(low), high), high
-    return None
-
-
-def bounds_for(spec: ModelSpec | None, loaded: LoadedModel | None) -> tuple[int, int]:
+def bounds_for(spec: ModelSpec | None, loaded: LoadedModel | None) -> PixelBounds:
     """The pixel bounds the model will use: from the loaded model, else its files, else Med-R1's."""
     if spec is not None and loaded is not None and loaded.spec.key == spec.key:
-        return loaded.min_pixels, loaded.max_pixels
+        return loaded.bounds
     if spec is not None:
         for folder in (spec.adapter, spec.source):
             if folder and Path(folder).is_dir():
-                found = bounds_from_files(folder)
+                found = pixel_bounds(folder)
                 if found:
                     return found
-    return DEFAULT_MIN_PIXELS, DEFAULT_MAX_PIXELS
-
-
-def model_picture(study: Study, frame: int, window: WindowArg, bounds: tuple[int, int]) -> Image.Image:
-    """Render ``frame`` with ``window`` and resize it to the model's exact input size."""
-    return model_view(study.render(frame, window), min_pixels=bounds[0], max_pixels=bounds[1])
+    return PixelBounds()
 
 
 def view_record(study: Study, frame: int, window: WindowArg, picture: Image.Image) -> dict[str, Any]:

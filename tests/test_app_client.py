@@ -174,7 +174,7 @@ def test_uploads_are_deleted_once_read(tiny_app, tmp_path):
     opened = _client(tiny_app[1]).predict(handle_file(str(unique)), api_name="/open")
     assert "Loaded" in opened[OPEN_STATUS]
     assert opened[OPEN_UPLOAD] is None  # the upload box is cleared
-    janitor = tiny_app[0].medr1_ask.controller.janitor
+    janitor = tiny_app[0].medr1_context.uploads
     deadline = time.time() + 10
     while janitor.pending() and time.time() < deadline:
         time.sleep(0.05)

@@ -13,6 +13,7 @@ import pytest
 from medr1_app_testkit import WELL_FORMED, ScriptedStream
 from PIL import Image
 
+from train.imaging import PixelBounds, model_picture
 from train.model_io import ModelLoadError
 from train.protocol import build_prompt, parse_response
 
@@ -83,7 +84,7 @@ def test_runs_directory_is_scanned_and_adapters_load(adapter_dir, tiny_model_dir
     assert (spec.label, spec.key) in registry.choices()
     manager = ModelManager(registry, device="cpu")
     loaded = manager.get(spec.key)
-    assert loaded.tiny and loaded.device == "cpu" and (loaded.min_pixels, loaded.max_pixels) == (3136, 12544)
+    assert loaded.tiny and loaded.device == "cpu" and loaded.bounds == PixelBounds(3136, 12544)
     assert manager.get(spec.key) is loaded, "a model is loaded once"
 
 
@@ -126,12 +127,12 @@ def loaded(tiny_model_dir):
     return ModelManager(ModelRegistry([spec]), device="cpu").get(spec.key)
 
 
-def test_model_view_is_exactly_the_processor_input(loaded):
-    from medr1_app.generation import build_inputs, model_view
+def test_the_viewer_picture_is_exactly_the_processor_input(loaded):
+    from medr1_app.generation import build_inputs
 
-    picture = model_view(Image.new("RGB", (640, 360), (40, 80, 120)), loaded.min_pixels, loaded.max_pixels)
+    picture = model_picture(Image.new("RGB", (640, 360), (40, 80, 120)), bounds=loaded.bounds)
     assert picture.width % 28 == 0 and picture.height % 28 == 0
-    assert loaded.min_pixels <= picture.width * picture.height <= loaded.max_pixels
+    assert loaded.bounds.min_pixels <= picture.width * picture.height <= loaded.bounds.max_pixels
     inputs = build_inputs(loaded, picture, "What is this?")
     _, grid_h, grid_w = inputs["image_grid_thw"][0].tolist()
     assert (grid_w * 14, grid_h * 14) == picture.size, "the processor must not resize the viewer's picture"
@@ -148,9 +149,9 @@ def test_settings_validation():
 
 
 def test_stream_text_streams_and_is_reproducible(loaded):
-    from medr1_app.generation import GenerationSettings, model_view, stream_text
+    from medr1_app.generation import GenerationSettings, stream_text
 
-    picture = model_view(Image.new("RGB", (100, 100), (200, 10, 10)), loaded.min_pixels, loaded.max_pixels)
+    picture = model_picture(Image.new("RGB", (100, 100), (200, 10, 10)), bounds=loaded.bounds)
     settings = GenerationSettings(temperature=1.0, max_new_tokens=40, seed=5)
     prompt = build_prompt("Which modality?", ["CT", "MRI"])
     first = list(stream_text(loaded, picture, prompt, settings))
@@ -161,9 +162,9 @@ def test_stream_text_streams_and_is_reproducible(loaded):
 def test_streamed_text_is_exactly_what_generate_produces(loaded):
     import torch
 
-    from medr1_app.generation import GenerationSettings, build_inputs, model_view, stream_text
+    from medr1_app.generation import GenerationSettings, build_inputs, stream_text
 
-    picture = model_view(Image.new("RGB", (90, 120), (10, 120, 200)), loaded.min_pixels, loaded.max_pixels)
+    picture = model_picture(Image.new("RGB", (90, 120), (10, 120, 200)), bounds=loaded.bounds)
     prompt = build_prompt("Which organ?", ["Liver", "Kidney", "Brain"])
     settings = GenerationSettings(temperature=0.0, max_new_tokens=40)
     streamed = list(stream_text(loaded, picture, prompt, settings, min_new_tokens=40))[-1]
@@ -175,9 +176,9 @@ def test_streamed_text_is_exactly_what_generate_produces(loaded):
 
 
 def test_stop_event_ends_generate_at_the_next_token(loaded):
-    from medr1_app.generation import GenerationSettings, model_view, stream_text
+    from medr1_app.generation import GenerationSettings, stream_text
 
-    picture = model_view(Image.new("RGB", (100, 100)), loaded.min_pixels, loaded.max_pixels)
+    picture = model_picture(Image.new("RGB", (100, 100)), bounds=loaded.bounds)
     stop = threading.Event()
     settings = GenerationSettings(temperature=1.0, max_new_tokens=400, seed=1)
     seen = []
@@ -193,9 +194,9 @@ def test_stop_event_ends_generate_at_the_next_token(loaded):
 
 
 def test_closing_the_stream_early_stops_generate(loaded):
-    from medr1_app.generation import GenerationSettings, model_view, stream_text
+    from medr1_app.generation import GenerationSettings, stream_text
 
-    picture = model_view(Image.new("RGB", (100, 100)), loaded.min_pixels, loaded.max_pixels)
+    picture = model_picture(Image.new("RGB", (100, 100)), bounds=loaded.bounds)
     stop = threading.Event()
     stream = stream_text(loaded, picture, "Describe.", GenerationSettings(temperature=1.0, max_new_tokens=400), stop)
     next(stream)
@@ -208,9 +209,10 @@ def test_closing_the_stream_early_stops_generate(loaded):
 
 
 def _sample(text, options=("CT", "MRI", "X-ray"), finished=True):
-    from medr1_app.answering import Sample
+    from medr1_app.answering import SampledAnswer
 
-    return Sample(0, 0, text, parse_response(text, list(options) if options else None), finished, free_text=not options)
+    parsed = parse_response(text, list(options) if options else None)
+    return SampledAnswer(0, 0, text, parsed, finished, free_text=not options)
 
 
 def test_tally_counts_letters_and_finds_no_majority_on_ties():
@@ -270,9 +272,9 @@ def test_stop_during_self_consistency_keeps_finished_samples(loaded):
 
 
 def test_viewer_windows_and_bounds(tiny_model_dir):
-    from medr1_app.imaging import open_study
     from medr1_app.models import spec_from_argument
-    from medr1_app.viewer import CUSTOM, bounds_for, model_picture, slider_range, window_arg, window_choices
+    from medr1_app.viewer import CUSTOM, bounds_for, slider_range, window_arg, window_choices
+    from train.imaging import open_study
 
     ct = open_study(pydicom.examples.get_path("ct"))
     values = [v for _, v in window_choices(ct)]
@@ -280,10 +282,10 @@ def test_viewer_windows_and_bounds(tiny_model_dir):
     assert window_arg(CUSTOM, 40, 80) == (40.0, 80.0) and window_arg("default", 1, 2) is None
     rng = slider_range(ct)
     assert rng.low < -500 and rng.high > 500 and rng.step == 1
-    assert bounds_for(spec_from_argument(str(tiny_model_dir)), None) == (3136, 12544)
-    assert bounds_for(spec_from_argument("qwen2-vl-2b"), None) == (3136, 401408)
-    narrow = np.asarray(model_picture(ct, 0, (40, 80), (3136, 12544)))
-    wide = np.asarray(model_picture(ct, 0, "bone", (3136, 12544)))
+    assert bounds_for(spec_from_argument(str(tiny_model_dir)), None) == PixelBounds(3136, 12544)
+    assert bounds_for(spec_from_argument("qwen2-vl-2b"), None) == PixelBounds(3136, 401408)
+    narrow = np.asarray(model_picture(ct, 0, (40, 80), PixelBounds(3136, 12544)))
+    wide = np.asarray(model_picture(ct, 0, "bone", PixelBounds(3136, 12544)))
     assert narrow.shape == wide.shape == (112, 112, 3) and not np.array_equal(narrow, wide)
     colour = open_study(pydicom.examples.get_path("rgb_color"))
     assert window_choices(colour) == [("Default", "default")]
@@ -343,7 +345,7 @@ def test_upload_janitor_deletes_after_a_grace_period_and_only_in_the_upload_cach
 
     import gradio as gr
 
-    from medr1_app.ui_ask import UploadJanitor
+    from medr1_app.uploads import UploadJanitor
 
     folder = Path(gr.utils.get_upload_folder()) / f"medr1-test-{time.time_ns()}"
     folder.mkdir(parents=True)
@@ -371,7 +373,7 @@ def test_upload_janitor_leaves_a_file_uploaded_again_since_it_was_read():
 
     import gradio as gr
 
-    from medr1_app.ui_ask import UploadJanitor
+    from medr1_app.uploads import UploadJanitor
 
     folder = Path(gr.utils.get_upload_folder()) / f"medr1-test-{time.time_ns()}"
     folder.mkdir(parents=True)

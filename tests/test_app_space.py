@@ -22,39 +22,44 @@ def _has_label(demo: gr.Blocks, text: str) -> bool:
     return any(text in str(getattr(block, "label", "") or "") for block in demo.blocks.values())
 
 
-def test_extra_tabs_share_the_registry_and_the_model_picker(tiny_model_dir, monkeypatch):
-    from medr1_app.app import AppConfig, TabSpec, build_app
+def test_extra_tabs_share_the_registry_and_the_model_pickers(tiny_model_dir, monkeypatch):
+    from medr1_app.app import AppConfig, build_app
+    from medr1_app.context import TabSpec
 
     monkeypatch.delenv("SPACE_ID", raising=False)
     seen = {}
 
     def build_finetune(ctx):
         seen["ctx"] = ctx
+        seen["menu"] = ctx.menus.menu(label="Start from")
         gr.Markdown("fine-tune")
 
     demo = build_app(
         AppConfig(model=str(tiny_model_dir), runs_dir=None),
-        extra_tabs=[TabSpec("Fine-tune", build_finetune, training=True), TabSpec("Notes", lambda ctx: gr.Markdown())],
+        extra_tabs=[TabSpec("Fine-tune", build_finetune, runs_jobs=True), TabSpec("Notes", lambda ctx: gr.Markdown())],
     )
     assert _tab_labels(demo) == ["Ask", "Fine-tune", "Notes"]
     ctx = seen["ctx"]
-    assert ctx is demo.medr1_context and ctx.model_dropdown is demo.medr1_ask.model
+    assert ctx is demo.medr1_context and ctx.menus.primary is demo.medr1_ask.model
+    assert ctx.menus.menus == [demo.medr1_ask.model, seen["menu"]]
     assert ctx.gpu_concurrency_id == "gpu"
     ask = next(f for f in demo.fns.values() if f.api_name == "ask")
     assert ask.concurrency_id == "gpu" and ask.concurrency_limit == 1
-    # A run finished by the Fine-tune tab: add it and refresh the picker.
+    # A run finished by the Fine-tune tab: add it; every picker gets it, the primary one selects it.
     spec = ctx.registry.add_path(tiny_model_dir)
-    update = ctx.refresh_models(spec.key)
-    assert update["value"] == spec.key and (spec.label, spec.key) in update["choices"]
+    ask_update, tab_update = ctx.menus.updates([ctx.default_model, "gone"], select=spec.key)
+    assert ask_update["value"] == spec.key and (spec.label, spec.key) in ask_update["choices"]
+    assert tab_update["value"] == ctx.default_model and tab_update["choices"] == ask_update["choices"]
 
 
-def test_on_a_space_training_tabs_and_adding_models_are_off(tiny_model_dir, monkeypatch):
-    from medr1_app.app import AppConfig, TabSpec, build_app, launch_kwargs
+def test_on_a_space_job_tabs_and_adding_models_are_off(tiny_model_dir, monkeypatch):
+    from medr1_app.app import AppConfig, build_app, launch_kwargs
+    from medr1_app.context import TabSpec
 
     monkeypatch.setenv("SPACE_ID", "someone/medr1")
-    monkeypatch.delenv("MEDR1_ENABLE_FINETUNE", raising=False)
-    monkeypatch.delenv("MEDR1_PASSWORD", raising=False)
-    tabs = [TabSpec("Fine-tune", lambda ctx: gr.Markdown(), training=True)]
+    for name in ("MEDR1_ENABLE_FINETUNE", "MEDR1_ENABLE_JOBS", "MEDR1_PASSWORD"):
+        monkeypatch.delenv(name, raising=False)
+    tabs = [TabSpec("Fine-tune", lambda ctx: gr.Markdown(), runs_jobs=True)]
     demo = build_app(AppConfig(model=str(tiny_model_dir), runs_dir=None), extra_tabs=tabs)
     assert _tab_labels(demo) == ["Ask"]
     assert not _has_label(demo, "Add a model")
@@ -124,3 +129,18 @@ def test_space_files(monkeypatch):
     needed = {"torch", "torchvision", "transformers", "peft", "pydicom", "pillow", "numpy", "huggingface_hub"}
     assert needed <= requirements
     assert "gradio" not in requirements, "the Space's sdk_version decides gradio's version"
+
+
+def test_a_tab_needs_no_other_tab_built_before_it(tiny_model_dir, tmp_path):
+    """The Fine-tune tab alone (no Ask tab): it builds, and its model picker is wired for refreshes."""
+    from medr1_app.app import AppConfig, build_context
+    from medr1_app.training_runs import RunManager
+    from medr1_app.ui_finetune import finetune_tab
+
+    ctx = build_context(AppConfig(model=str(tiny_model_dir), runs_dir=str(tmp_path)))
+    with gr.Blocks() as demo:
+        parts = finetune_tab(RunManager(tmp_path)).build(ctx)
+        ctx.menus.wire(demo)
+    assert ctx.menus.menus == [parts["model"]] and ctx.menus.primary is None
+    refreshes = [f for f in demo.fns.values() if f.fn is not None and f.fn.__name__.startswith("refresh")]
+    assert len(refreshes) >= 3, "page load, run end, resume and load each refresh the pickers"

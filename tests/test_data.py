@@ -18,6 +18,7 @@ from train.data import (
     split_samples,
     to_hf_dataset,
 )
+from train.imaging import PixelBounds
 
 
 def write_images(root: Path, names: list[str]) -> None:
@@ -224,7 +225,7 @@ def test_select_filters_by_normalised_names(synthetic_jsonl):
 
 def test_hf_dataset_has_trl_vlm_layout_and_lazy_images(synthetic_jsonl):
     samples = load_samples(synthetic_jsonl).samples[:3]
-    dataset = to_hf_dataset(samples, prompt_style="think", max_pixels=32 * 32)
+    dataset = to_hf_dataset(samples, prompt_style="think", bounds=PixelBounds(28 * 28, 32 * 32))
     row = dataset[0]
     assert row["prompt"][0]["role"] == "user" and "<think>" in row["prompt"][0]["content"]
     assert samples[0].question in row["prompt"][0]["content"]
@@ -236,14 +237,29 @@ def test_hf_dataset_has_trl_vlm_layout_and_lazy_images(synthetic_jsonl):
 
 def test_a_grpo_batch_decodes_each_repeated_image_once(synthetic_jsonl, monkeypatch):
     """GRPO's sampler repeats each question num_generations times in a batch: one decode per file."""
-    import train.images
+    import train.data
 
     samples = load_samples(synthetic_jsonl).samples[:2]
     decoded: list[str] = []
-    real = train.images.load_image
-    monkeypatch.setattr(train.images, "load_image", lambda path, **kw: decoded.append(path) or real(path, **kw))
+    real = train.data.model_picture
+    monkeypatch.setattr(train.data, "model_picture", lambda path, *a: decoded.append(path) or real(path, *a))
     dataset = to_hf_dataset(samples, prompt_style="no_think")
     batch = dataset.__getitems__([0, 0, 0, 1, 1, 1])
     assert [row["id"] for row in batch] == [samples[0].id] * 3 + [samples[1].id] * 3
     assert decoded == [samples[0].image, samples[1].image]
     assert batch[0]["image"].size == batch[3]["image"].size and batch[0]["image"] is batch[2]["image"]
+
+
+def test_every_format_takes_a_frame_and_a_window(tmp_path):
+    """OmniMedVQA and Med-R1 records may name a DICOM frame and window too, as medr1 JSONL records do."""
+    write_images(tmp_path, ["a.png"])
+    omni = [{"question_id": "o1", "question": "Which?", "gt_answer": "CT", "option_A": "CT", "option_B": "MRI",
+             "image_path": "a.png", "frame": 3, "window": "lung"}]  # fmt: skip
+    medr1 = [{"image": "a.png", "problem": "Which? A)CT, B)MRI", "solution": "<answer>A</answer>",
+              "window": {"centre": -600, "width": 1500}}]  # fmt: skip
+    (tmp_path / "omni.json").write_text(json.dumps(omni))
+    (tmp_path / "medr1.json").write_text(json.dumps(medr1))
+    (o1,) = load_samples(tmp_path / "omni.json").samples
+    (m1,) = load_samples(tmp_path / "medr1.json", frame=1).samples
+    assert (o1.frame, o1.window) == (3, "lung")
+    assert (m1.frame, m1.window) == (1, "-600,1500")

@@ -1,4 +1,4 @@
-"""Accuracy maths of ``medr1-eval`` against tables computed by hand (train/eval_metrics.py)."""
+"""Accuracy maths of ``medr1-eval`` against tables computed by hand (train/eval/metrics.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from train.eval_metrics import (
+from train.eval.metrics import (
     breakdown,
     cell_stats,
     cell_stats_of_row,
@@ -21,7 +21,7 @@ from train.eval_metrics import (
     mcnemar_exact,
     wilson_interval,
 )
-from train.eval_results import QuestionResult
+from train.eval.results import QuestionResult
 
 
 def result(

@@ -16,17 +16,18 @@ import pytest
 import torch
 
 from train.data import load_samples
-from train.eval_generate import (
-    GenerationSettings,
+from train.eval import balanced_subset, evaluate
+from train.eval.cli import main
+from train.eval.generate import (
+    EvalSettings,
     HFGenerator,
     chat_text,
     choose_backend,
     plan_batches,
     run_batches,
 )
-from train.eval_results import RESULTS_FILE, read_results
-from train.eval_synthetic import make_grid_dataset
-from train.evaluate import balanced_subset, evaluate, main
+from train.eval.results import RESULTS_FILE, read_results
+from train.eval.synthetic import make_grid_dataset
 from train.model_io import load_for_inference, load_model, load_processor
 
 MAX_NEW = 4
@@ -79,7 +80,7 @@ def test_small_evaluations_spread_over_modalities_and_question_types(grid_jsonl)
 def test_batched_greedy_answers_equal_one_at_a_time(loaded, grid_jsonl):
     model, processor = loaded
     samples = balanced_subset(load_samples(grid_jsonl).samples, 8)
-    settings = GenerationSettings(max_new_tokens=8, batch_size=4)
+    settings = EvalSettings(max_new_tokens=8, batch_size=4)
     batches = plan_batches(samples, processor, settings)
     # The batches really are padded: prompts in one batch differ in length (options and image shapes).
     lengths = [
@@ -95,15 +96,13 @@ def test_batched_greedy_answers_equal_one_at_a_time(loaded, grid_jsonl):
 
 
 def _image(sample):
-    from train.images import load_image
-
-    return load_image(sample.image)
+    return sample.picture()
 
 
 def test_batches_are_sorted_longest_first_and_keep_every_question(loaded, grid_jsonl):
     _, processor = loaded
     samples = load_samples(grid_jsonl).samples
-    batches = plan_batches(samples, processor, GenerationSettings(batch_size=6))
+    batches = plan_batches(samples, processor, EvalSettings(batch_size=6))
     assert [len(b) for b in batches] == [6] * 6 + [4]
     assert sorted(s.id for b in batches for s in b) == sorted(s.id for s in samples)
     tokens = [len(processor.tokenizer(chat_text(processor, b[0], "think"))["input_ids"]) for b in batches]
@@ -152,7 +151,7 @@ def test_backend_choice():
 
 
 def test_backend_auto_picks_vllm_only_with_a_gpu_device(monkeypatch):
-    import train.eval_generate as eval_generate
+    import train.eval.generate as eval_generate
 
     monkeypatch.setattr(eval_generate, "vllm_available", lambda: True)
     assert choose_backend("auto", "cuda") == "vllm"
@@ -160,13 +159,13 @@ def test_backend_auto_picks_vllm_only_with_a_gpu_device(monkeypatch):
 
 
 def test_settings_defaults_and_validation():
-    assert GenerationSettings(prompt_style="think").max_new_tokens == 512
-    assert GenerationSettings(prompt_style="no_think").max_new_tokens == 32
-    assert GenerationSettings().greedy
+    assert EvalSettings(prompt_style="think").max_new_tokens == 512
+    assert EvalSettings(prompt_style="no_think").max_new_tokens == 32
+    assert EvalSettings().greedy
     with pytest.raises(ValueError):
-        GenerationSettings(prompt_style="cot")
+        EvalSettings(prompt_style="cot")
     with pytest.raises(ValueError):
-        GenerationSettings(batch_size=0)
+        EvalSettings(batch_size=0)
 
 
 # ---------------------------------------------------------------------------------------------- CLI
@@ -176,15 +175,15 @@ def _cli(model, data, out, *extra):
     return [
         "--model",
         str(model),
-        "--data",
+        "--dataset_path",
         str(data),
-        "-o",
+        "--output_dir",
         str(out),
-        "--max-new-tokens",
+        "--max_new_tokens",
         str(MAX_NEW),
-        "--batch-size",
+        "--batch_size",
         "8",
-        "--no-progress",
+        "--no_progress",
         *extra,
     ]
 
@@ -265,7 +264,7 @@ def test_resume_with_other_settings_is_refused(full_run, lively_model_dir, grid_
     out = tmp_path / "copy"
     shutil.copytree(full_run, out)
     args = _cli(lively_model_dir, grid_jsonl, out, "--name", "tiny")
-    args[args.index("--max-new-tokens") + 1] = "16"
+    args[args.index("--max_new_tokens") + 1] = "16"
     with pytest.raises(SystemExit, match="max_new_tokens: 4 before, 16 now"):
         main(args)
 
@@ -290,8 +289,8 @@ def test_missing_images_are_named_and_counted(lively_model_dir, grid_jsonl, tmp_
     assert "3 of 40 questions point to images that do not exist" in message
     for image in images[:3]:
         assert image.name in message
-    assert "--on-missing-images skip" in message
-    skip = ["--on-missing-images", "skip", "--name", "t", "--max-samples", "8"]
+    assert "--on_missing_images skip" in message
+    skip = ["--on_missing_images", "skip", "--name", "t", "--max_samples", "8"]
     main(_cli(lively_model_dir, data / "eval.jsonl", tmp_path / "out", *skip))
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["runs"]["t"]["overall"]["n"] == 8
@@ -315,8 +314,8 @@ def adapter_dir(lively_model_dir, tmp_path_factory):
 
 def test_base_vs_adapter_comparison_and_cross_modality_matrix(lively_model_dir, adapter_dir, grid_jsonl, tmp_path):
     out = tmp_path / "matrix"
-    extra = ["--max-samples", "8", "--adapter", str(adapter_dir), "--with-base"]
-    extra += ["--checkpoint", f"CT={adapter_dir}", "--checkpoint", f"mri={lively_model_dir}"]
+    extra = ["--max_samples", "8", "--adapter", str(adapter_dir), "--with_base"]
+    extra += ["--checkpoint", f"CT={adapter_dir}", f"mri={lively_model_dir}"]
     main(_cli(lively_model_dir, grid_jsonl, out, *extra))
     runs = sorted(p.name for p in (out / "runs").iterdir())
     assert runs == ["CT", "MRI", "base", "grpo-ct"]
@@ -367,18 +366,24 @@ def test_free_text_questions_are_refused_by_the_api(loaded, grid_jsonl):
         evaluate(model, processor, [sample, free], max_new_tokens=2)
 
 
-def test_run_plan_for_both_prompts_and_cross_task_checkpoints(tmp_path):
-    from train.evaluate import make_parser, matrix_axis, plan_runs
+def parse(argv):
+    from train.eval.cli import make_parser, modernise_argv
 
-    argv = ["--model", "base", "--data", "d.jsonl", "-o", str(tmp_path), "--prompt-style", "both"]
+    return make_parser().parse_args_and_config(args=modernise_argv(argv, warn=lambda _: None))
+
+
+def test_run_plan_for_both_prompts_and_cross_task_checkpoints(tmp_path):
+    from train.eval.cli import matrix_axis, plan_runs
+
+    argv = ["--model", "base", "--dataset_path", "d.jsonl", "--output_dir", str(tmp_path), "--prompt_style", "both"]
     argv += [
         "--checkpoint",
         f"Disease Diagnosis={tmp_path}",
-        "--checkpoint",
         "lesion grading=out/lg",
-        "--checkpoints-only",
+        "--checkpoints_only",
     ]
-    runs, compare, axis = plan_runs(make_parser().parse_args(argv))
+    data, args = parse(argv)
+    runs, compare, axis = plan_runs(args, data)
     assert axis == "question_type" and compare == []
     assert [r.name for r in runs] == [
         "Disease Diagnosis-think",
@@ -387,7 +392,22 @@ def test_run_plan_for_both_prompts_and_cross_task_checkpoints(tmp_path):
         "Lesion Grading-no_think",
     ]
     assert (runs[0].model, runs[0].adapter, runs[0].prompt_style) == (str(tmp_path), None, "think")
-    with pytest.raises(ValueError, match="--matrix-axis"):
+    with pytest.raises(ValueError, match="--matrix_axis"):
         matrix_axis(["CT", "Lesion Grading"], "auto")
     with pytest.raises(ValueError, match="LABEL=PATH"):
-        plan_runs(make_parser().parse_args(["--model", "m", "--data", "d", "-o", "o", "--checkpoint", "CT"]))
+        plan_runs(*reversed(parse(["--model", "m", "--dataset_path", "d", "--output_dir", "o", "--checkpoint", "CT"])))
+
+
+def test_old_flag_spellings_still_work_with_a_one_line_note(tmp_path):
+    """Flags of earlier versions map to the names medr1-train uses; repeated --checkpoint still adds up."""
+    from train.eval.cli import modernise_argv
+
+    notes = []
+    argv = ["--model", "m", "--data", "d.jsonl", "--format", "medr1", "-o", str(tmp_path), "--image-root", "imgs"]
+    argv += ["--test-fraction", "0.2", "--split", "test", "--checkpoint", "CT=a", "--checkpoint", "MRI=b"]
+    modern = modernise_argv(argv, warn=notes.append)
+    assert len(notes) == 3 and all(n.count("\n") == 0 and "still works" in n for n in notes)
+    data, args = parse(argv)
+    assert data.dataset_path == ["d.jsonl"] and data.dataset_format == "medr1" and data.image_root == "imgs"
+    assert data.test_fraction == 0.2 and args.output_dir == str(tmp_path) and args.checkpoint == ["CT=a", "MRI=b"]
+    assert "--dataset_path" in modern and "--data" not in modern

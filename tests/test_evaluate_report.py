@@ -1,4 +1,4 @@
-"""Reports of ``medr1-eval``: the paper's table layout, reference rows, comparisons, files (train/eval_report.py)."""
+"""Reports of ``medr1-eval``: the paper's table layout, reference rows, comparisons, files (train/eval/report.py)."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ import json
 import pytest
 from test_evaluate_metrics import DD, HAND, MR, result
 
-from train.eval_report import REFERENCE_PATH, load_reference, reference_rows
-from train.evaluate import report
+from train.eval import report
+from train.eval.report import REFERENCE_PATH, load_reference, reference_rows
 from train.protocol import format_completion
 
 
@@ -130,7 +130,7 @@ def test_write_produces_markdown_csv_json_and_png(tmp_path, reference_file):
 def test_report_of_parsed_responses_counts_what_the_parser_reads():
     """End to end from response text: a well-formed right answer, a right answer in a broken layout, a hedge."""
     from train.data import Sample
-    from train.eval_generate import score
+    from train.eval.generate import score
 
     sample = Sample("s", "img.png", "Which modality?", ["CT", "MRI"], "A", "CT", MR)
     scored = [

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from medr1_app.dataset_upload import UploadError, extract_zip, receive_upload, validate_dataset
-from medr1_app.training_runs import RunManager, RunSettings, check_hardware
+from medr1_app.training_runs import RunManager, check_hardware
 
 TESTS = Path(__file__).parent
 
@@ -118,13 +118,15 @@ def test_hardware_check_allows_the_tiny_model_and_refuses_a_real_one_without_gpu
     assert not allowed and "No GPU" in message and "GB" in message
 
 
-def settings(tiny_model_dir, data: Path, out: Path, steps: int) -> RunSettings:
-    return RunSettings(
-        model=str(tiny_model_dir), data_dir=str(data), output_dir=str(out), reward_funcs=["format", "letter_a"],
-        reward_modules=["reward_plugins"], num_generations=4, per_device_train_batch_size=4, learning_rate=5e-3,
-        lora_r=4, lora_alpha=8, beta=0.0, max_completion_length=8, max_steps=steps, max_pixels=12544,
-        save_steps=1, gradient_checkpointing=False,
-    )  # fmt: skip
+def settings(tiny_model_dir, data: Path, out: Path, steps: int) -> dict:
+    """A run's recipe: ``medr1-train grpo`` options by name, as the Fine-tune tab writes them."""
+    return {
+        "model_name_or_path": str(tiny_model_dir), "dataset_path": [str(data)], "output_dir": str(out),
+        "reward_funcs": ["format", "letter_a"], "reward_modules": ["reward_plugins"], "num_generations": 4,
+        "per_device_train_batch_size": 4, "learning_rate": 5e-3, "lora_r": 4, "lora_alpha": 8, "beta": 0.0,
+        "max_completion_length": 8, "max_steps": steps, "max_pixels": 12544, "save_steps": 1,
+        "gradient_checkpointing": False, "logging_steps": 1, "report_to": "none",
+    }  # fmt: skip
 
 
 def wait_for(condition, timeout: float = 300.0) -> None:
@@ -168,7 +170,7 @@ def test_a_killed_run_reports_the_failure_and_resumes_from_its_checkpoint(tmp_pa
     assert status.state == "failed" and "SIGKILL" in status.message and "Resume" in status.message
     assert status.adapter_dir is None
 
-    resumed = manager.start(run.settings, resume=True, env=ENV)
+    resumed = manager.start(run.recipe, resume=True, env=ENV)
     assert resumed.wait(300) == 0
     final = resumed.status()
     assert final.state == "finished" and final.step == 6 and final.adapter_dir

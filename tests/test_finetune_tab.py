@@ -10,6 +10,7 @@ from pathlib import Path
 import pydicom.examples
 import pytest
 import reward_plugins  # noqa: F401 - registers "letter_a" in train.rewards, as a user's module would
+import yaml
 from medr1_app_testkit import RESULT, ask_args, launch
 
 from train.callbacks import read_metrics
@@ -68,14 +69,18 @@ def test_demo_data_run_then_answer_with_the_adapter(app):
     assert "rewards:" in final[SAMPLES]
     assert Path(final[DOWNLOAD]["value"]).suffix == ".zip" and final[DOWNLOAD]["interactive"]
 
-    run_dir = Path(runs.current.settings.output_dir)
+    run_dir = runs.current.output_dir
     assert runs.adapters() == [run_dir]
     metrics = [r for r in read_metrics(run_dir / "metrics.jsonl") if "reward" in r]
     assert [r["step"] for r in metrics] == [1, 2, 3]
     assert all("rewards/letter_a/mean" in r and "kl" in r for r in metrics), "the tab's reward choice reaches the run"
+    # The run is the kit's CLI on a recipe in the run folder, which repeats it from a shell.
+    recipe = yaml.safe_load((run_dir / "recipe.yaml").read_text())
+    assert recipe["beta"] == 0.04 and recipe["reward_funcs"] == ["format", "accuracy", "letter_a"]
+    assert recipe["output_dir"] == str(run_dir) and recipe["max_steps"] == 3
 
-    message = client.predict(api_name="/finetune_load")[-1]
-    assert "Loaded" in message
+    message = client.predict(api_name="/finetune_load")  # the key it selects stays server-side (a State)
+    assert "Selected" in message
     key = f"adapter:{run_dir.resolve()}"
     client.predict(handle_file(str(CT)), api_name="/open")
     answer = client.predict(*ask_args(model=key, max_new_tokens=16), api_name="/ask")
@@ -99,7 +104,7 @@ def test_stop_then_sigkill_then_resume(app):
     client.predict(api_name="/finetune_demo")
     job = client.submit(**start_kwargs(ctx, steps=6, rewards=("letter_a",)), api_name="/finetune_start")
     run = _wait_for_run(runs, job, other_than=first)
-    _wait(lambda: (Path(run.settings.output_dir) / "checkpoint-2").is_dir())
+    _wait(lambda: (run.output_dir / "checkpoint-2").is_dir())
     os.killpg(run.process.pid, signal.SIGKILL)
     failed = job.result()
     assert 'data-state="failed"' in failed[PROGRESS] and "SIGKILL" in failed[RESULT_TEXT]
@@ -107,7 +112,7 @@ def test_stop_then_sigkill_then_resume(app):
 
     resumed = client.submit(api_name="/finetune_resume").result()
     assert 'data-state="finished"' in resumed[PROGRESS]
-    steps = [r["step"] for r in read_metrics(Path(run.settings.output_dir) / "metrics.jsonl") if "reward" in r]
+    steps = [r["step"] for r in read_metrics(run.output_dir / "metrics.jsonl") if "reward" in r]
     assert steps[-1] == 6 and steps == sorted(set(steps))
 
 
@@ -128,27 +133,28 @@ def _wait_for_run(runs, job, other_than=None):
     ("env", "shown"),
     [
         ({}, False),
-        ({"MEDR1_ENABLE_FINETUNE": "1"}, False),
+        ({"MEDR1_ENABLE_JOBS": "1"}, False),
+        ({"MEDR1_ENABLE_JOBS": "1", "MEDR1_PASSWORD": "s3cret"}, True),
         ({"MEDR1_ENABLE_FINETUNE": "1", "MEDR1_PASSWORD": "s3cret"}, True),
     ],
-    ids=["default", "enabled-without-password", "enabled-with-password"],
+    ids=["default", "enabled-without-password", "enabled-with-password", "older-variable-name"],
 )
-def test_public_app_shows_training_only_when_enabled_and_password_protected(tiny_model_dir, monkeypatch, env, shown):
+def test_public_app_shows_job_tabs_only_when_enabled_and_password_protected(tiny_model_dir, monkeypatch, env, shown):
+    """Fine-tune and Evaluate both hold the GPU slot for minutes: neither is open to any visitor."""
     import gradio as gr
 
-    from medr1_app.app import AppConfig, build_app, launch_kwargs
-    from medr1_app.ui_finetune import finetune_tab
+    from medr1_app.app import AppConfig, build_app, default_tabs, launch_kwargs
 
-    for name in ("MEDR1_ENABLE_FINETUNE", "MEDR1_PASSWORD"):
+    for name in ("MEDR1_ENABLE_FINETUNE", "MEDR1_ENABLE_JOBS", "MEDR1_PASSWORD"):
         monkeypatch.delenv(name, raising=False)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     config = AppConfig(model=str(tiny_model_dir), runs_dir=None, public=True)
-    demo = build_app(config, extra_tabs=[finetune_tab()])
+    demo = build_app(config, extra_tabs=default_tabs())
     tabs = {block.label for block in demo.blocks.values() if isinstance(block, gr.Tab)}
-    assert ("Fine-tune" in tabs) is shown
+    assert ("Fine-tune" in tabs) is shown and ("Evaluate" in tabs) is shown and "Ask" in tabs
     assert ("auth" in launch_kwargs(config)) is shown
     if shown:
         assert launch_kwargs(config)["auth"] == ("medr1", "s3cret")
     private = AppConfig(model=str(tiny_model_dir), runs_dir=None, public=False)
-    assert private.training_enabled() and "auth" not in launch_kwargs(private)
+    assert private.jobs_enabled() and "auth" not in launch_kwargs(private)

@@ -17,7 +17,7 @@ from PIL import Image
 from transformers import TrainerCallback
 
 from train.grpo import make_parser, train
-from train.images import load_image
+from train.imaging import PixelBounds, model_picture
 from train.model_io import load_processor
 from train.rewards import REWARD_FUNCS, register_reward
 
@@ -131,7 +131,7 @@ def test_each_completion_keeps_its_own_image(tmp_path, tiny_model_dir):
 
     processor = load_processor(str(tiny_model_dir), max_pixels=12544, min_pixels=3136)
     expected = {
-        n: processor.image_processor(images=[load_image(images / f"{n}.png", max_pixels=12544, min_pixels=3136)],
+        n: processor.image_processor(images=[model_picture(images / f"{n}.png", bounds=PixelBounds(3136, 12544))],
                                      return_tensors="pt")["pixel_values"]
         for n in range(len(COLOURS))
     }  # fmt: skip

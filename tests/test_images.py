@@ -1,4 +1,4 @@
-"""Standard images (train.images and the app's ImageStudy): every mode, every format, every refusal."""
+"""Standard images (train.imaging.standard and ImageStudy): every mode, every format, every refusal."""
 
 from __future__ import annotations
 
@@ -11,25 +11,24 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medr1_app.imaging import (
+from train.imaging import (
+    CorruptFile,
+    ImageNotFound,
     ImagingError,
     InvalidWindow,
+    NotAnImage,
+    PixelBounds,
+    TooLarge,
+    model_picture,
     open_study,
-    to_model_image,
     to_png_bytes,
 )
-from train.images import (
-    MAX_IMAGE_PIXELS,
-    CorruptFile,
-    ImageError,
-    ImageNotFound,
-    NotAnImage,
-    TooLarge,
-    decode_image,
-    fit_pixels,
-    load_image,
-    open_image,
-)
+from train.imaging.standard import MAX_IMAGE_PIXELS, decode_image, to_rgb
+
+
+def open_image(source) -> Image.Image:
+    """The default 8-bit RGB rendering of a standard image (what training sees without a window)."""
+    return open_study(source).render()
 
 
 def encode(image: Image.Image, fmt: str, **params) -> bytes:
@@ -153,9 +152,13 @@ def test_multi_page_tiff_and_animated_gif_frames():
 # -- refusals ------------------------------------------------------------------------------------------
 
 
-def test_decompression_bomb_is_refused_before_decoding():
-    with pytest.raises(TooLarge, match="megapixels"):
+def test_decompression_bomb_is_refused_before_decoding_with_the_size_and_one_limit():
+    with pytest.raises(TooLarge, match="megapixels") as refused:
         open_image(png_with_size(100_000, 100_000))
+    # Our words, the picture's own size and the one limit that applies; not Pillow's message.
+    message = str(refused.value)
+    assert "100000 x 100000 pixels" in message and "the limit is 89 megapixels" in message
+    assert "179" not in message and "DOS" not in message and "bomb" not in message
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow warns between its two thresholds; we refuse anyway
         with pytest.raises(TooLarge, match="Downscale"):
@@ -163,8 +166,8 @@ def test_decompression_bomb_is_refused_before_decoding():
 
 
 def test_too_thin_for_the_model():
-    with pytest.raises(TooLarge, match="200:1"):
-        load_image(encode(Image.new("L", (600, 2)), "PNG"))
+    with pytest.raises(TooLarge, match=r"600 x 2 pixels.*200:1"):
+        model_picture(encode(Image.new("L", (600, 2)), "PNG"))
 
 
 def test_truncated_png_is_corrupt_with_a_clear_message():
@@ -191,40 +194,42 @@ def test_empty_missing_and_dicom_sources(tmp_path):
         open_image(tmp_path / "missing.png")
     (tmp_path / "scan").write_bytes(bytes(128) + b"DICM" + bytes(64))
     with pytest.raises(NotAnImage, match="DICOM"):
-        load_image(tmp_path / "scan")
+        decode_image(tmp_path / "scan")  # the standard decoder leaves DICOM to open_study
+    with pytest.raises(ImagingError, match="scan"):
+        model_picture(tmp_path / "scan")  # a DICM marker with nothing after it
 
 
 def test_error_family():
-    for error in (ImageNotFound, NotAnImage, CorruptFile, TooLarge):
-        assert issubclass(error, ImageError) and issubclass(error, ValueError)
-    assert ImagingError is ImageError
+    for error in (ImageNotFound, NotAnImage, CorruptFile, TooLarge, InvalidWindow):
+        assert issubclass(error, ImagingError) and issubclass(error, ValueError)
 
 
 # -- sizes for the model ---------------------------------------------------------------------------------
 
 
-def test_load_image_bounds_area_and_keeps_aspect(tmp_path):
+def test_model_picture_bounds_area_keeps_aspect_and_sides_are_patches(tmp_path):
     path = tmp_path / "wide.png"
     Image.new("RGB", (1600, 800), (10, 20, 30)).save(path)
-    small = load_image(path, max_pixels=200_000)
-    assert small.width * small.height <= 200_000 * 1.01
-    assert abs(small.width / small.height - 2) < 0.02
-    assert load_image(path, size=384).size == (384, 384)
-    tiny = load_image(encode(Image.new("L", (10, 10)), "PNG"), min_pixels=3136)
+    small = model_picture(path, bounds=PixelBounds(3136, 200_000))
+    assert small.width * small.height <= 200_000 and small.width % 28 == 0 and small.height % 28 == 0
+    assert abs(small.width / small.height - 2) < 0.05
+    assert model_picture(path, bounds=PixelBounds(image_size=384)).size == (392, 392)  # Med-R1's 384, then 28s
+    tiny = model_picture(encode(Image.new("L", (10, 10)), "PNG"), bounds=PixelBounds(min_pixels=3136))
     assert tiny.size == (56, 56) and tiny.mode == "RGB"
 
 
-def test_fit_pixels_leaves_images_within_bounds_alone():
-    image = Image.new("RGB", (100, 50))
-    assert fit_pixels(image, max_pixels=10_000, min_pixels=100) is image
+def test_model_picture_leaves_a_model_sized_picture_untouched():
+    image = Image.new("RGB", (112, 56), (1, 2, 3))
+    assert np.array_equal(np.asarray(model_picture(image)), np.asarray(image))
 
 
-def test_to_model_image_matches_training_path():
+def test_model_picture_of_a_render_equals_the_file_path():
     source = Image.fromarray((np.arange(900 * 700) % 256).astype(np.uint8).reshape(700, 900))
     data = encode(source, "PNG")
-    viewer = to_model_image(open_study(data).render(), max_pixels=100_000, min_pixels=3136)
-    training = load_image(data, max_pixels=100_000, min_pixels=3136)
-    assert np.array_equal(np.asarray(viewer), np.asarray(training))
+    bounds = PixelBounds(3136, 100_000)
+    study = open_study(data)
+    from_study, from_bytes = model_picture(study, bounds=bounds), model_picture(data, bounds=bounds)
+    assert np.array_equal(np.asarray(from_study), np.asarray(from_bytes))
 
 
 # -- the app's ImageStudy --------------------------------------------------------------------------------
@@ -244,7 +249,7 @@ def test_default_render_is_exactly_what_training_sees(image):
     data = encode(image, "TIFF")
     study = open_study(data, name="x.tif")
     assert study.kind == "image" and study.default_window is None and study.presets == {}
-    assert np.array_equal(np.asarray(study.render()), np.asarray(open_image(data)))
+    assert np.array_equal(np.asarray(study.render()), np.asarray(to_rgb(decode_image(data).image)))
 
 
 def test_windowing_16bit_png_on_stored_values():

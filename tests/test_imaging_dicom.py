@@ -35,7 +35,7 @@ from pydicom.uid import (
     RLELossless,
 )
 
-from medr1_app.imaging import (
+from train.imaging import (
     BURNED_IN_WARNING,
     CT_PRESETS,
     CorruptFile,
@@ -53,10 +53,10 @@ from medr1_app.imaging import (
     sniff,
     to_png_bytes,
 )
-from medr1_app.imaging import codecs as codecs_module
-from medr1_app.imaging.__main__ import main as cli_main
-from medr1_app.imaging.metadata import ALLOWED
-from medr1_app.imaging.synthetic import (
+from train.imaging import codecs as codecs_module
+from train.imaging.__main__ import main as cli_main
+from train.imaging.metadata import ALLOWED
+from train.imaging.synthetic import (
     ct_phantom,
     functional_groups,
     gdcm_transcode,

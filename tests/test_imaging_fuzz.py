@@ -29,8 +29,8 @@ from pydicom.uid import (
     generate_uid,
 )
 
-from medr1_app.imaging import ImagingError, InvalidWindow, open_study
-from medr1_app.imaging.synthetic import ct_phantom, functional_groups, gdcm_transcode, make_dataset, to_bytes
+from train.imaging import ImagingError, InvalidWindow, open_study
+from train.imaging.synthetic import ct_phantom, functional_groups, gdcm_transcode, make_dataset, to_bytes
 
 # MEDR1_FUZZ_SCALE=50 turns this into a long soak run; the default keeps the suite to seconds.
 SCALE = max(1, int(os.environ.get("MEDR1_FUZZ_SCALE", "1")))

@@ -1,9 +1,14 @@
 """Datasets: OmniMedVQA's raw QA files, Med-R1's split files and medr1's own JSONL, into one record type.
 
 Every loader turns its records into :class:`Sample` (question, 2-6 options, gold letter, modality,
-question type, image path). A record that cannot be used (image missing, gold answer not among the
-options, an unknown field that is probably a typo) is reported with its file and record id and then
-skipped, or stops the load with ``on_error="raise"``; it is never dropped silently.
+question type, image path, and for DICOM an optional frame and window). A record that cannot be used
+(image missing, gold answer not among the options, an unknown field that is probably a typo, a window
+that is neither a preset nor centre/width) is reported with its file and record id and then skipped,
+or stops the load with ``on_error="raise"``; it is never dropped silently.
+
+Pictures are read through :func:`train.imaging.model_picture` (PNG, JPEG... and DICOM by content, with
+the record's frame and window), the function the app's viewer uses, so training and evaluation see the
+pixels a clinician sees.
 
 Splits follow the paper (train on one modality or question type, test on all) but keep every image on
 one side: Med-R1's published splits share images between train and test, which inflates test scores.
@@ -21,6 +26,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
+from train.imaging import ImagingError, PixelBounds, model_picture, parse_window
+from train.imaging.window import window_text
 from train.protocol import (
     LETTERS,
     MAX_OPTIONS,
@@ -128,10 +137,18 @@ class Sample:
     question_type: str | None = None
     source: str = ""
     """File the record came from, for error messages."""
+    frame: int = 0
+    """Frame of a multi-frame file (DICOM cine, multi-page TIFF); 0 for single pictures."""
+    window: str = ""
+    """DICOM window as text: "" (the file's default), a preset name, or "CENTRE,WIDTH"."""
 
     @property
     def answer_text(self) -> str:
         return self.options[LETTERS.index(self.answer)] if self.options else self.answer
+
+    def picture(self, bounds: PixelBounds | None = None) -> Image.Image:
+        """The exact picture the model receives for this question (see :func:`train.imaging.model_picture`)."""
+        return model_picture(self.image, self.frame, parse_window(self.window), bounds)
 
 
 @dataclass(frozen=True)
@@ -166,18 +183,24 @@ class LoadResult:
         }
 
 
-_JSONL_FIELDS = {"id", "image", "question", "options", "answer", "modality", "question_type"}
-_OMNI_FIELDS = {
-    "question_id",
-    "question_type",
-    "question",
-    "gt_answer",
-    "image_path",
-    "modality_type",
-    "modality",
-    "dataset",
-} | {f"option_{letter}" for letter in LETTERS}
-_MEDR1_FIELDS = {"id", "image", "problem", "solution", "modality", "question_type"}
+# Fields every format may add: which frame of a multi-frame file, and the DICOM window to show it in.
+_PICTURE_FIELDS = {"frame", "window"}
+_JSONL_FIELDS = {"id", "image", "question", "options", "answer", "modality", "question_type"} | _PICTURE_FIELDS
+_OMNI_FIELDS = (
+    {
+        "question_id",
+        "question_type",
+        "question",
+        "gt_answer",
+        "image_path",
+        "modality_type",
+        "modality",
+        "dataset",
+    }
+    | {f"option_{letter}" for letter in LETTERS}
+    | _PICTURE_FIELDS
+)
+_MEDR1_FIELDS = {"id", "image", "problem", "solution", "modality", "question_type"} | _PICTURE_FIELDS
 
 
 def _read_records(path: Path) -> list[dict[str, Any]]:
@@ -313,12 +336,16 @@ def load_samples(
     modality: str | None = None,
     question_type: str | None = None,
     check_images: bool = True,
+    frame: int = 0,
+    window: object = None,
 ) -> LoadResult:
     """Load one dataset file (JSON list or JSON lines) into samples, reporting every bad record.
 
     ``image_root`` is where relative image paths start (default: the file's folder). ``modality`` and
     ``question_type`` fill records that lack them (Med-R1's split files carry neither; when not given
-    they are read from the file's path, e.g. ``Splits/modality/train/CT.json``).
+    they are read from the file's path, e.g. ``Splits/modality/train/CT.json``). ``frame`` and
+    ``window`` are the dataset-level defaults for records that name no ``frame``/``window`` of their own
+    (a window is a preset name, ``"CENTRE,WIDTH"``, ``[centre, width]`` or ``{"center": C, "width": W}``).
     """
     if fmt not in FORMATS:
         raise ValueError(f"Unknown dataset format {fmt!r}: use one of {', '.join(FORMATS)}.")
@@ -348,6 +375,8 @@ def load_samples(
             image = image if image.is_absolute() else root / image
             if check_images and not image.is_file():
                 raise ValueError(f"image not found: {image}")
+            picture_frame = _frame(record.get("frame", frame))
+            picture_window = window_text(parse_window(record.get("window", window)))
         except KeyError as exc:
             problem = RecordProblem(str(path), record_id, f"missing field {exc.args[0]!r}")
         except ValueError as exc:
@@ -365,6 +394,8 @@ def load_samples(
                         fields["question_type"] or question_type or path_question_type
                     ),
                     source=str(path),
+                    frame=picture_frame,
+                    window=picture_window,
                 )
             )
             continue
@@ -378,6 +409,12 @@ def load_samples(
         if len(result.problems) > 20:
             logger.warning("  ... and %d more", len(result.problems) - 20)
     return result
+
+
+def _frame(value: object) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
+        raise ValueError(f"frame must be a whole number from 0, not {str(value)[:20]!r}")
+    return int(value)
 
 
 def load_many(paths: Iterable[str | Path], **kwargs: Any) -> LoadResult:
@@ -439,38 +476,23 @@ def select(
 def to_hf_dataset(
     samples: Sequence[Sample],
     prompt_style: str = "think",
-    max_pixels: int | None = None,
-    min_pixels: int | None = None,
-    image_size: int | None = None,
+    bounds: PixelBounds | None = None,
     with_targets: bool = False,
 ):
     """A ``datasets.Dataset`` in TRL's VLM layout: conversational ``prompt`` plus an ``image`` column.
 
     ``with_targets`` adds SFT's ``completion`` column: the well-formed answer block for the gold letter.
 
-    Images are decoded lazily (on access, through ``train.images.load_image``) so a dataset of tens
-    of thousands of scans does not sit in memory; the other columns reach the reward functions.
+    Pictures are made lazily (on access, through :meth:`Sample.picture`: the file's frame in its window,
+    at the model's input size for ``bounds``) so a dataset of tens of thousands of scans does not sit in
+    memory; the other columns reach the reward functions.
     """
     from datasets import Dataset
 
-    from train.images import load_image
-
     if not samples:
         raise DataError("No samples to train or evaluate on: check the dataset path and the filters.")
-    rows = {
-        key: []
-        for key in (
-            "id",
-            "image_path",
-            "question",
-            "options",
-            "answer",
-            "modality",
-            "question_type",
-            "prompt",
-            "prompt_style",
-        )
-    }
+    columns = ("id", "image_path", "frame", "window", "question", "options", "answer", "modality", "question_type")
+    rows: dict[str, list] = {key: [] for key in (*columns, "prompt", "prompt_style")}
     for s in samples:
         for key, value in asdict(s).items():
             if key == "image":
@@ -485,13 +507,55 @@ def to_hf_dataset(
     dataset = Dataset.from_dict(rows)
 
     def attach_images(batch: dict[str, list]) -> dict[str, list]:
-        # GRPO's sampler asks for each question num_generations times in one batch: decode each file once.
-        loaded: dict[str, Any] = {}
-        for path in batch["image_path"]:
-            if path not in loaded:
-                loaded[path] = load_image(path, max_pixels=max_pixels, min_pixels=min_pixels, size=image_size)
-        batch["image"] = [loaded[path] for path in batch["image_path"]]
+        # GRPO's sampler asks for each question num_generations times in one batch: decode each picture once.
+        keys = list(zip(batch["image_path"], batch["frame"], batch["window"], strict=True))
+        loaded = {key: model_picture(key[0], key[1], parse_window(key[2]), bounds) for key in dict.fromkeys(keys)}
+        batch["image"] = [loaded[key] for key in keys]
         return batch
 
     dataset.set_transform(attach_images)
     return dataset
+
+
+def picture_problems(samples: Sequence[Sample], bounds: PixelBounds | None = None) -> list[RecordProblem]:
+    """Make every distinct picture once, as training will; one problem per record whose picture fails.
+
+    A damaged DICOM, a frame past the end or a window preset the file does not offer is reported with
+    the record that names it, like any other bad record, before a run is started on the data.
+    """
+    failures: dict[tuple[str, int, str], str] = {}
+    problems = []
+    for s in samples:
+        key = (s.image, s.frame, s.window)
+        if key not in failures:
+            try:
+                s.picture(bounds)
+                failures[key] = ""
+            except ImagingError as exc:
+                failures[key] = str(exc)
+        if failures[key]:
+            problems.append(RecordProblem(s.source, s.id, failures[key]))
+    return problems
+
+
+def load_and_split(data_args: Any, check_images: bool = True) -> tuple[LoadResult, list[Sample], list[Sample]]:
+    """Load every file of ``data_args.dataset_path`` and split it by image: (all loaded, train, test).
+
+    What training and evaluation share (``DataArguments``): the files, their format, the image root,
+    bad-record handling, the dataset-level frame and window, and the image-disjoint split, so a model
+    evaluated with ``--split test`` is scored on exactly the images its training run held out.
+    """
+    if not data_args.dataset_path:
+        raise DataError("No dataset given: pass --dataset_path FILE_OR_FOLDER (medr1 JSONL, OmniMedVQA or Med-R1).")
+    files = [f for p in data_args.dataset_path for f in dataset_files(p)]
+    loaded = load_many(
+        files,
+        image_root=data_args.image_root,
+        fmt=data_args.dataset_format,
+        on_error=data_args.on_bad_record,
+        check_images=check_images,
+        frame=data_args.frame,
+        window=data_args.window,
+    )
+    train, test = split_samples(loaded.samples, data_args.test_fraction, data_args.split_seed)
+    return loaded, train, test

@@ -1,8 +1,9 @@
 """``medr1-train grpo``: Med-R1's GRPO fine-tuning of a Qwen2-VL-family model, LoRA by default.
 
 In the style of TRL's ``grpo_vlm.py`` example: our data options plus TRL's ``GRPOConfig`` and
-``ModelConfig``, parsed from flags and/or ``--config recipe.yaml``; the model, processor, dataset and
-rewards built here and handed to TRL's ``GRPOTrainer``, with two changes that save time and leave the
+``ModelConfig`` with Med-R1's defaults (``train.config``), parsed from flags and/or ``--config
+recipe.yaml``; the model, processor, dataset and rewards built here and handed to TRL's
+``GRPOTrainer``, with two changes that save time and leave the
 numbers as they are: sampling with the LoRA adapter merged into weight copies
 (``train.merged_generation``), and encoding each question's picture once for all its completions
 (``train.vision_dedup``). Multi-GPU and multi-node runs are the same command under
@@ -21,7 +22,7 @@ from pathlib import Path
 import torch
 
 from train.callbacks import MetricsFileCallback, StopOnSignalCallback, read_metrics
-from train.config import GRPOScriptArguments, MedR1ModelConfig
+from train.config import GRPOScriptArguments, MedR1ModelConfig, grpo_config_classes
 from train.data import to_hf_dataset
 from train.merged_generation import can_merge_for_generation, lora_merged_for_generation
 from train.model_io import load_model, load_processor, lora_config
@@ -33,9 +34,9 @@ logger = logging.getLogger(__name__)
 
 
 def make_parser(prog: str = "medr1-train grpo"):
-    from trl import GRPOConfig, TrlParser
+    from trl import TrlParser
 
-    return TrlParser((GRPOScriptArguments, GRPOConfig, MedR1ModelConfig), prog=prog)
+    return TrlParser(grpo_config_classes(), prog=prog)
 
 
 def use_vllm(choice: str) -> bool:
@@ -88,13 +89,7 @@ def train(
     training_args.remove_unused_columns = False
 
     loaded, train_samples, _ = load_training_samples(script_args)
-    dataset = to_hf_dataset(
-        train_samples,
-        prompt_style=script_args.prompt_style,
-        max_pixels=script_args.max_pixels,
-        min_pixels=script_args.min_pixels,
-        image_size=script_args.image_size,
-    )
+    dataset = to_hf_dataset(train_samples, prompt_style=script_args.prompt_style, bounds=script_args.pixel_bounds)
     name = model_args.model_name_or_path
     processor = load_processor(name, max_pixels=script_args.max_pixels, min_pixels=script_args.min_pixels)
     dtype = model_args.dtype if torch.cuda.is_available() else "float32"
@@ -133,7 +128,7 @@ def train(
             script_args,
             training_args,
             loaded,
-            len(train_samples),
+            train_samples,
             rewards=list(script_args.reward_funcs),
             final_metrics={k: v for k, v in (logged[-1] if logged else {}).items() if k != "samples"},
         )

@@ -7,12 +7,15 @@ message instead of a stack of hub retries.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from train.imaging import MEDR1_MAX_PIXELS, PixelBounds
 
 logger = logging.getLogger(__name__)
 
@@ -74,6 +77,44 @@ def load_processor(name: str, max_pixels: int | None = None, min_pixels: int | N
         )
     processor.tokenizer.padding_side = "left"
     return processor
+
+
+def pixel_bounds(source: Any, cap: int | None = MEDR1_MAX_PIXELS) -> PixelBounds | None:
+    """The model's input-size rule, from a loaded processor or a checkpoint folder (read, not loaded).
+
+    The one place pixel bounds are read: training, evaluation and the app's viewer all size pictures
+    with it. ``cap`` holds the upper bound at Med-R1's training size: Qwen2-VL's processor allows about
+    12.8 megapixels (thousands of image tokens) by default, which only costs memory and drifts from
+    training. None when a folder has no processor configuration.
+    """
+    if isinstance(source, (str, Path)):
+        config: dict[str, Any] = {}
+        for name in ("preprocessor_config.json", "processor_config.json"):
+            path = Path(source) / name
+            if path.is_file():
+                try:
+                    data = json.loads(path.read_text())
+                except (OSError, ValueError):
+                    continue
+                config = data.get("image_processor", data)
+                break
+        if not config:
+            return None
+        size = config.get("size") or {}
+        low, high = config.get("min_pixels"), config.get("max_pixels")
+        patch, merge = config.get("patch_size"), config.get("merge_size")
+    else:
+        processor = getattr(source, "image_processor", source)
+        size = getattr(processor, "size", None) or {}
+        low, high = getattr(processor, "min_pixels", None), getattr(processor, "max_pixels", None)
+        patch, merge = getattr(processor, "patch_size", None), getattr(processor, "merge_size", None)
+    get = size.get if isinstance(size, dict) else lambda key: getattr(size, key, None)
+    low = get("shortest_edge") or low or PixelBounds.min_pixels
+    high = get("longest_edge") or high or PixelBounds.max_pixels
+    if cap:
+        high = min(int(high), cap)
+    factor = int(patch) * int(merge) if patch and merge else PixelBounds.patch
+    return PixelBounds(min(int(low), int(high)), int(high), patch=factor)
 
 
 def load_model(name: str, dtype: str | torch.dtype | None = None, attn_implementation: str | None = None, **kwargs):

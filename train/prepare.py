@@ -4,32 +4,27 @@ from __future__ import annotations
 
 import json
 import logging
+from collections import Counter
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from train.config import DataArguments
-from train.data import DataError, LoadResult, dataset_files, load_many, select, split_samples
+from train.config import DataArguments, TrainingDataArguments
+from train.data import DataError, LoadResult, load_and_split, select
 
 logger = logging.getLogger(__name__)
 
 
-def load_training_samples(data_args: DataArguments) -> tuple[LoadResult, list, list]:
+def load_training_samples(data_args: TrainingDataArguments) -> tuple[LoadResult, list, list]:
     """Load, filter and split the data: returns (everything loaded, train samples, held-out samples).
 
     The split is made over all modalities first and the training filter applied after, so the
     held-out side is the same set of images whichever modality a run trains on (the paper's
     train-on-one, test-on-all design).
     """
-    if not data_args.dataset_path:
-        raise DataError("No dataset given: pass --dataset_path FILE_OR_FOLDER (medr1 JSONL, OmniMedVQA or Med-R1).")
-    files = [f for p in data_args.dataset_path for f in dataset_files(p)]
-    loaded = load_many(
-        files, image_root=data_args.image_root, fmt=data_args.dataset_format, on_error=data_args.on_bad_record
-    )
-    train, test = split_samples(loaded.samples, data_args.test_fraction, data_args.split_seed)
+    loaded, train, test = load_and_split(data_args)
     train = select(train, data_args.train_modalities, data_args.train_question_types)
     if data_args.max_samples is not None:
         train = train[: data_args.max_samples]
@@ -105,7 +100,7 @@ def write_model_card(
     data_args: DataArguments,
     training_args: Any,
     loaded: LoadResult,
-    n_train: int,
+    train_samples: list,
     rewards: list[str] | None = None,
     final_metrics: dict[str, Any] | None = None,
 ) -> Path:
@@ -116,6 +111,7 @@ def write_model_card(
     base = model_args.model_name_or_path
     tiny = Path(base).is_dir() and is_tiny_random(base)
     summary = loaded.summary()
+    n_train = len(train_samples)
     card = {
         "kind": kind,
         "base_model": base,
@@ -129,6 +125,9 @@ def write_model_card(
             "rejected_records": summary["rejected"],
             "train_modalities": data_args.train_modalities,
             "train_question_types": data_args.train_question_types,
+            # How the pictures were made: the frames and windows the training records asked for.
+            "frames": dict(Counter(s.frame for s in train_samples).most_common()),
+            "windows": dict(Counter(s.window or "file default" for s in train_samples).most_common()),
         },
         "rewards": rewards,
         "reward_weights": getattr(training_args, "reward_weights", None),
@@ -170,7 +169,8 @@ def write_model_card(
         f"modalities {summary['modalities']}; question types {summary['question_types']}\n"
         f"{rewards_line}"
         f"- Prompt: {data_args.prompt_style}; images max_pixels={data_args.max_pixels}, "
-        f"image_size={data_args.image_size}\n"
+        f"min_pixels={data_args.min_pixels}, image_size={data_args.image_size}; DICOM default frame "
+        f"{data_args.frame}, window {data_args.window or 'from the file'}\n"
         f"- Full configuration: `medr1_card.json`\n\n"
         "Research use only: not a medical device, not for diagnosis.\n"
     )

@@ -44,14 +44,7 @@ def train(
     training_args.dataset_kwargs = {"skip_prepare_dataset": True}
 
     loaded, train_samples, _ = load_training_samples(script_args)
-    dataset = to_hf_dataset(
-        train_samples,
-        prompt_style="no_think",
-        max_pixels=script_args.max_pixels,
-        min_pixels=script_args.min_pixels,
-        image_size=script_args.image_size,
-        with_targets=True,
-    )
+    dataset = to_hf_dataset(train_samples, prompt_style="no_think", bounds=script_args.pixel_bounds, with_targets=True)
     name = model_args.model_name_or_path
     processor = load_processor(name, max_pixels=script_args.max_pixels, min_pixels=script_args.min_pixels)
     dtype = model_args.dtype if torch.cuda.is_available() else "float32"
@@ -78,7 +71,7 @@ def train(
             script_args,
             training_args,
             loaded,
-            len(train_samples),
+            train_samples,
             final_metrics=logged[-1] if logged else {},
         )
     trainer.accelerator.wait_for_everyone()
