@@ -86,7 +86,13 @@ class ModelMenus:
         self._triggers: list[tuple[Any, Any]] = []
 
     def menu(self, primary: bool = False, **kwargs: Any) -> gr.Dropdown:
-        """A ``gr.Dropdown`` of the registry's models, registered for refreshes."""
+        """A ``gr.Dropdown`` of the registry's models, registered for refreshes.
+
+        It accepts any value (``allow_custom_value``): the registry, not the list a session last saw,
+        decides what a key means, so an adapter registered a moment ago (or named by an API caller) is
+        usable at once, and an unknown key gets the handler's own message.
+        """
+        kwargs.setdefault("allow_custom_value", True)
         dropdown = gr.Dropdown(choices=self.registry.choices(), value=self.default_key, **kwargs)
         self.menus.append(dropdown)
         if primary:

@@ -24,12 +24,12 @@ def sizes_and_bounds(draw):
     return width, height, PixelBounds(low, high)
 
 
-@settings(max_examples=400, deadline=None)
+@settings(max_examples=400, deadline=None, derandomize=True, database=None)
 @given(sizes_and_bounds())
 def test_the_size_is_within_bounds_in_patches_and_a_fixed_point_of_the_processors_rule(case):
     width, height, bounds = case
     w, h = model_input_size(width, height, bounds)
-    assert w % 28 == 0 and h % 28 == 0 and w >= 28 and h >= 28
+    assert w % 28 == 0 and h % 28 == 0 and w >= 28 and h >= 28 and max(w, h) <= 200 * min(w, h)
     assert w * h <= bounds.max_pixels or min(w, h) == 28 == max(w, h)
     assert w * h >= bounds.min_pixels or w * h > bounds.max_pixels - 28 * max(w, h)
     # The processor resizes with transformers' own smart_resize: it must leave this size as it is.
@@ -39,7 +39,7 @@ def test_the_size_is_within_bounds_in_patches_and_a_fixed_point_of_the_processor
         assert abs(w / h - width / height) <= (width / height) * (28 / min(w, h) + 28 / max(w, h)) + 1e-9
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=300, deadline=None, derandomize=True, database=None)
 @given(st.integers(1, 5000), st.integers(1, 5000), st.sampled_from([3136, 12544]), st.integers(12544, 3_000_000))
 def test_our_copy_of_qwens_rule_is_transformers_rule(width, height, low, high):
     if max(width, height) > 200 * min(width, height):
@@ -54,6 +54,7 @@ def test_our_copy_of_qwens_rule_is_transformers_rule(width, height, low, high):
         ((1440, 1080), PixelBounds(3136, 401_408), (728, 532)),
         ((2999, 15), PixelBounds(3136, 12_544), (448, 28)),  # one pass of Qwen's rule gives 1568 x 28, over bounds
         ((128, 128), PixelBounds(3136, 401_408), (140, 140)),
+        ((5999, 30), PixelBounds(784, 158_399), (5600, 28)),  # 199.97:1 rounds to 201:1, which the processor refuses
     ],
 )
 def test_the_picture_is_what_the_real_processor_feeds_the_model(tiny_model_dir, size, bounds, expected):

@@ -80,17 +80,17 @@ def check_aspect_ratio(width: int, height: int, name: str) -> None:
 def model_input_size(width: int, height: int, bounds: PixelBounds | None = None) -> tuple[int, int]:
     """(width, height) the model receives for a ``width`` x ``height`` picture: a fixed point of Qwen's rule.
 
-    Sides are multiples of ``bounds.patch``; the area lies within the bounds unless the picture is so
-    thin that one patch on its short side already exceeds ``max_pixels`` (then the long side is one
-    patch too).
+    Sides are multiples of ``bounds.patch`` at most 200:1 apart; the area lies within the bounds unless
+    the picture is so thin that one patch on its short side already exceeds ``max_pixels``.
     """
     bounds = bounds or PixelBounds()
     factor = bounds.patch
     if bounds.image_size:
         width = height = bounds.image_size
     h, w = qwen_smart_resize(height, width, factor, bounds.min_pixels, bounds.max_pixels)
-    # Thin pictures: shrink the long side a patch at a time until the area fits.
-    while h * w > bounds.max_pixels and max(h, w) > factor:
+    # Thin pictures: shrink the long side a patch at a time until the area fits and the sides stay within
+    # the ratio the processor accepts (rounding can turn 199.97:1 into 201:1).
+    while (h * w > bounds.max_pixels or max(h, w) > MAX_ASPECT_RATIO * min(h, w)) and max(h, w) > factor:
         if h >= w:
             h -= factor
         else:
