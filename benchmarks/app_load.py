@@ -38,6 +38,7 @@ import pydicom.examples
 from PIL import Image
 
 OPTIONS = ("CT", "MRI", "X-ray", "Ultrasound")
+RESULT = 8  # /ask's ninth output is the answer record (see medr1_app.ui_ask)
 
 
 def ask_args(question: str, seed: int, max_new_tokens: int) -> list:
@@ -113,7 +114,7 @@ def reference_pass(url: str, images: list[Path], pool: list[tuple[str, int]], ma
         client = Client(url, verbose=False)
         client.predict(handle_file(str(image)), api_name="/open")
         for question, seed in pool:
-            result = client.predict(*ask_args(question, seed, max_new_tokens), api_name="/ask")[-1]
+            result = client.predict(*ask_args(question, seed, max_new_tokens), api_name="/ask")[RESULT]
             if "error" in result:
                 raise RuntimeError(f"reference pass failed: {result['error']}")
             expected[(index, question, seed)] = result["samples"][0]["raw_output"]
@@ -159,7 +160,7 @@ def run_load(
             question, seed = rng.choice(pool)
             started = time.monotonic()
             try:
-                result = client.predict(*ask_args(question, seed, max_new_tokens), api_name="/ask")[-1]
+                result = client.predict(*ask_args(question, seed, max_new_tokens), api_name="/ask")[RESULT]
             except Exception as exc:
                 with lock:
                     report.errors.append(f"client {number}: {exc!r}")

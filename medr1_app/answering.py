@@ -22,7 +22,7 @@ from PIL import Image
 
 from train.protocol import LETTERS, ParsedResponse, parse_response
 
-from .generation import GenerationSettings, StreamFn, stream_text
+from .generation import GenerationSettings, Prompt, StreamFn, stream_text
 from .models import LoadedModel
 
 
@@ -114,13 +114,15 @@ class AnswerProgress:
 def answer(
     loaded: LoadedModel,
     image: Image.Image,
-    prompt: str,
+    prompt: Prompt,
     options: Sequence[str] | None,
     settings: GenerationSettings,
     stop: threading.Event | None = None,
     stream_fn: StreamFn = stream_text,
 ) -> Iterator[AnswerProgress]:
     """Stream ``settings.samples`` responses to ``prompt``; yields the progress after every token.
+
+    ``prompt`` is one question's instruction, or the whole conversation for a follow-up question.
 
     ``stream_fn`` is :func:`medr1_app.generation.stream_text` in the app; tests may pass a scripted
     function with the same signature (documented test seam, never used by the app itself).

@@ -28,7 +28,7 @@ from .context import AppContext, TabSpec
 from .generation import StreamFn, stream_text
 from .gpu import on_spaces
 from .models import ModelManager, ModelRegistry, builtin_models, spec_from_argument
-from .ui_ask import AskTab, build_ask_tab
+from .ui_ask import ENTER_APPLIES, AskTab, build_ask_tab
 
 logger = logging.getLogger(__name__)
 
@@ -124,8 +124,8 @@ def build_app(
     ctx = build_context(config, registry=registry, manager=manager, stream_fn=stream_fn)
     with gr.Blocks(title=config.title, delete_cache=DELETE_CACHE, analytics_enabled=False) as demo:
         gr.HTML(
-            f'<div class="medr1-header"><h1 style="margin:0">{render.esc(config.title)}</h1></div>'
-            + render.disclaimer_html()
+            f'<div class="medr1-header"><h1>{render.esc(config.title)}</h1>{render.disclaimer_html(short=True)}</div>',
+            elem_id="medr1-header",
         )
         with gr.Tabs():
             with gr.Tab("Ask", id="ask"):
@@ -160,6 +160,7 @@ def launch_kwargs(config: AppConfig | None = None, **overrides: Any) -> dict[str
         "show_error": False,
         "ssr_mode": False,
         "css_paths": [STATIC / "medr1.css"],
+        "head": ENTER_APPLIES,
         "theme": gr.themes.Soft(primary_hue="blue"),
     }
     if config.public and config.jobs_enabled() and os.environ.get("MEDR1_PASSWORD"):

@@ -1,10 +1,14 @@
 """Download what was asked and answered: the picture the model saw, as JSON and as Markdown.
 
-The export is a research record: the exact prompt, the model (and adapter) with the settings and
-seeds that reproduce it, every sample's raw output next to what the parser read from it. It holds no
-patient data: the picture is the windowed, resized PNG the model saw (no DICOM header travels with
-it, no metadata chunks are written), the image summary is the imaging module's allow-listed technical
-attributes, and the uploaded file's name is left out because file names often carry patient names.
+The export is a research record: every question of the conversation with its exact prompt, the model
+(and adapter) with the settings and seeds that reproduce it, every sample's raw output next to what the
+parser read from it. It holds no patient data: the picture is the windowed, resized PNG the model saw (no
+DICOM header travels with it, no metadata chunks are written), the image summary is the imaging module's
+allow-listed technical attributes, and the uploaded file's name is left out because file names often
+carry patient names.
+
+The document's top level describes the latest question (what the answer card shows); ``conversation``
+lists every question asked about the picture, the latest last.
 """
 
 from __future__ import annotations
@@ -23,31 +27,24 @@ from train.imaging import to_png_bytes
 from train.protocol import LETTERS
 
 from .answering import AnswerProgress
-from .generation import GenerationSettings
+from .conversation import Conversation, Turn
 from .models import ModelSpec
 from .render import DISCLAIMER
+
+SCHEMA = "medr1.ask/2"
 
 
 @dataclass(frozen=True)
 class AskRecord:
-    """Everything that defines one answered question."""
+    """Everything that defines the answered conversation: the model and the turns about one picture."""
 
-    question: str
-    options: tuple[str, ...]
-    prompt: str
     model: ModelSpec
-    settings: GenerationSettings
-    view: dict[str, Any]
-    image_summary: dict[str, Any]
-    progress: AnswerProgress
+    conversation: Conversation
 
 
-def record_dict(record: AskRecord) -> dict[str, Any]:
-    """The JSON document (stable keys; ``schema`` versioned for readers)."""
-    progress = record.progress
-    vote = progress.vote
+def _samples(progress: AnswerProgress | None, options: tuple[str, ...]) -> list[dict[str, Any]]:
     samples = []
-    for sample in progress.samples:
+    for sample in progress.samples if progress else []:
         parsed = sample.parsed
         samples.append(
             {
@@ -57,8 +54,8 @@ def record_dict(record: AskRecord) -> dict[str, Any]:
                 "rationale": parsed.rationale if parsed else None,
                 "answer": parsed.answer if parsed else None,
                 # A free-text question has no letters (the parser may still read one from "A smooth ...").
-                "letter": parsed.letter if parsed and record.options else None,
-                "option": parsed.option if parsed and record.options else None,
+                "letter": parsed.letter if parsed and options else None,
+                "option": parsed.option if parsed and options else None,
                 "well_formed": parsed.well_formed if parsed else False,
                 "complete": parsed.complete if parsed else False,
                 "issues": list(parsed.issues) if parsed else [],
@@ -66,9 +63,38 @@ def record_dict(record: AskRecord) -> dict[str, Any]:
                 "seconds": round(sample.seconds, 3),
             }
         )
-    spec = record.model
+    return samples
+
+
+def turn_dict(turn: Turn) -> dict[str, Any]:
+    """One question of the conversation, its settings, samples and vote."""
+    vote = turn.progress.vote if turn.progress else None
     return {
-        "schema": "medr1.ask/1",
+        "question": turn.question,
+        "options": {LETTERS[i]: o for i, o in enumerate(turn.options)},
+        "prompt": turn.prompt,
+        "settings": turn.settings.as_dict(),
+        "samples": _samples(turn.progress, turn.options),
+        "vote": None
+        if vote is None
+        else {
+            "counts": dict(vote.counts),
+            "total": vote.total,
+            "no_answer": vote.no_answer,
+            "winner": vote.winner,
+            "agreement": vote.summary(turn.options or None),
+        },
+        "stopped": bool(turn.progress and turn.progress.stopped),
+    }
+
+
+def record_dict(record: AskRecord) -> dict[str, Any]:
+    """The JSON document (stable keys; ``schema`` versioned for readers)."""
+    spec, conversation = record.model, record.conversation
+    turns = [turn_dict(t) for t in conversation.turns]
+    latest = turns[-1] if turns else turn_dict(Turn("", (), "", None))  # type: ignore[arg-type]
+    return {
+        "schema": SCHEMA,
         "disclaimer": DISCLAIMER,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "medr1_version": medr1_version,
@@ -80,54 +106,24 @@ def record_dict(record: AskRecord) -> dict[str, Any]:
             "adapter": spec.adapter,
             "tiny_random": spec.tiny,
         },
-        "settings": record.settings.as_dict(),
-        "question": record.question,
-        "options": {LETTERS[i]: o for i, o in enumerate(record.options)},
-        "prompt": record.prompt,
-        "image": {"file": "image.png", **record.view, "summary": record.image_summary},
-        "samples": samples,
-        "vote": None
-        if vote is None
-        else {
-            "counts": dict(vote.counts),
-            "total": vote.total,
-            "no_answer": vote.no_answer,
-            "winner": vote.winner,
-            "agreement": vote.summary(record.options or None),
-        },
-        "stopped": progress.stopped,
+        **latest,
+        "image": {"file": "image.png", **conversation.view, "summary": conversation.image_summary},
+        "conversation": turns,
     }
 
 
-def record_markdown(data: dict[str, Any]) -> str:
-    """A human-readable report of :func:`record_dict`'s document."""
-    lines = [
-        "# medr1 — question and answer",
-        "",
-        f"> {data['disclaimer']}",
-        "",
-        "![The image as the model saw it](image.png)",
-        "",
-        f"**Question:** {data['question']}",
-        "",
-    ]
-    if data["options"]:
-        lines += [f"- **{k})** {v}" for k, v in data["options"].items()] + [""]
+def _turn_markdown(turn: dict[str, Any], number: int | None) -> list[str]:
+    lines = [f"## Question {number}" if number else "## Question", "", f"**Question:** {turn['question']}", ""]
+    if turn["options"]:
+        lines += [f"- **{k})** {v}" for k, v in turn["options"].items()] + [""]
     else:
         lines += ["*Free-text question (no options).*", ""]
-    model = data["model"]
-    name = model["source"] + (f" / {model['subfolder']}" if model["subfolder"] else "")
-    if model["adapter"]:
-        name += f" + adapter {Path(model['adapter']).name}"
-    lines += [f"**Model:** {model['label']} (`{name}`)", ""]
-    if model["tiny_random"]:
-        lines += ["**Tiny random model: the answer below is meaningless.**", ""]
-    if data["vote"]:
-        lines += [f"**Agreement:** {data['vote']['agreement']}", ""]
-    for sample in data["samples"]:
-        head = f"## Sample {sample['index'] + 1} (seed {sample['seed']})" if len(data["samples"]) > 1 else "## Answer"
+    if turn["vote"]:
+        lines += [f"**Agreement:** {turn['vote']['agreement']}", ""]
+    for sample in turn["samples"]:
+        head = f"### Sample {sample['index'] + 1} (seed {sample['seed']})" if len(turn["samples"]) > 1 else "### Answer"
         choice = f"{sample['letter']}) {sample['option']}" if sample["letter"] and sample["option"] else None
-        choice = choice or sample["letter"] or (sample["answer"] if not data["options"] else None) or "no answer"
+        choice = choice or sample["letter"] or (sample["answer"] if not turn["options"] else None) or "no answer"
         status = "well-formed" if sample["well_formed"] and not sample["issues"] else "malformed"
         if sample["stopped"]:
             status = "stopped before the end"
@@ -145,21 +141,41 @@ def record_markdown(data: dict[str, Any]) -> str:
             "</details>",
             "",
         ]
-    settings = data["settings"]
-    lines += ["## Settings", ""] + [f"- {k}: {v}" for k, v in settings.items()]
+    lines += ["**Settings:** " + ", ".join(f"{k} {v}" for k, v in turn["settings"].items()), ""]
+    return lines
+
+
+def record_markdown(data: dict[str, Any]) -> str:
+    """A human-readable report of :func:`record_dict`'s document, every question of the conversation."""
+    lines = ["# medr1 — questions and answers", "", f"> {data['disclaimer']}", ""]
+    lines += ["![The image as the model saw it](image.png)", ""]
+    model = data["model"]
+    name = model["source"] + (f" / {model['subfolder']}" if model["subfolder"] else "")
+    if model["adapter"]:
+        name += f" + adapter {Path(model['adapter']).name}"
+    lines += [f"**Model:** {model['label']} (`{name}`)", ""]
+    if model["tiny_random"]:
+        lines += ["**Tiny random model: the answers below are meaningless.**", ""]
+    turns = data["conversation"]
+    for number, turn in enumerate(turns, 1):
+        lines += _turn_markdown(turn, number if len(turns) > 1 else None)
+        if number < len(turns):
+            lines += ["*The next question was asked with this conversation before it.*", ""]
     view = {k: v for k, v in data["image"].items() if k not in ("file", "summary")}
-    lines += ["", "## Image", ""] + [f"- {k}: {v}" for k, v in view.items()]
+    lines += ["## Image", ""] + [f"- {k}: {v}" for k, v in view.items()]
     lines += [f"- {k}: {v}" for k, v in data["image"]["summary"].items()]
     lines += ["", f"*Exported by medr1 {data['medr1_version']} at {data['created']}.*", ""]
     return "\n".join(lines)
 
 
-def write_export(record: AskRecord, image: Image.Image, directory: str | Path | None = None) -> list[Path]:
+def write_export(
+    record: AskRecord, image: Image.Image | None = None, directory: str | Path | None = None
+) -> list[Path]:
     """Write ``image.png``, ``answer.json`` and ``answer.md`` into a new folder; returns their paths."""
     folder = Path(tempfile.mkdtemp(prefix="medr1-export-", dir=directory))
     data = record_dict(record)
     png = folder / "image.png"
-    png.write_bytes(to_png_bytes(image))
+    png.write_bytes(to_png_bytes(image if image is not None else record.conversation.picture))
     as_json = folder / "answer.json"
     as_json.write_text(json.dumps(data, indent=2, ensure_ascii=False))
     as_md = folder / "answer.md"

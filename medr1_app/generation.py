@@ -87,10 +87,15 @@ class GenerationSettings:
         return data
 
 
-def build_inputs(loaded: LoadedModel, image: Image.Image, prompt: str) -> Any:
-    """Tokenised chat (image first, then the prompt) and pixel values, on the model's device."""
+Prompt = str | list[dict]
+"""One question's full instruction, or a whole conversation (``train.protocol.build_conversation``)."""
+
+
+def build_inputs(loaded: LoadedModel, image: Image.Image, prompt: Prompt) -> Any:
+    """Tokenised chat (image first, then the prompt, or the conversation so far) and pixel values."""
     processor = loaded.processor
-    text = processor.apply_chat_template(build_messages(prompt), add_generation_prompt=True, tokenize=False)
+    messages = build_messages(prompt) if isinstance(prompt, str) else prompt
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     inputs = processor(text=[text], images=[image], return_tensors="pt")
     return inputs.to(loaded.device)
 
@@ -130,7 +135,7 @@ StreamFn = Callable[..., Iterator[str]]
 def stream_text(
     loaded: LoadedModel,
     image: Image.Image,
-    prompt: str,
+    prompt: Prompt,
     settings: GenerationSettings,
     stop: threading.Event | None = None,
     sample_index: int = 0,

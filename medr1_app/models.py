@@ -345,8 +345,9 @@ def resolve_source(spec: ModelSpec) -> str:
         hint = "The model hub is not reachable and this folder is not in the local cache. " if offline else ""
         raise ModelLoadError(
             f"Could not fetch {spec.source}/{spec.subfolder}. {hint}Download it once where the hub is reachable "
-            f"(`hf download {spec.source} --include '{spec.subfolder}/*'`) and pass the folder with --model PATH. "
-            f"Cause: {type(exc).__name__}: {exc}"
+            f"(`hf download {spec.source} --include '{spec.subfolder}/*'`) and pass the folder with --model PATH.",
+            cause=f"{type(exc).__name__}: {exc}",
+            unreachable=True,
         ) from exc
     local = Path(root) / spec.subfolder
     if not (local / "config.json").is_file():

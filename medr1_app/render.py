@@ -32,8 +32,13 @@ def esc(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
-def disclaimer_html() -> str:
-    return f'<div class="medr1-disclaimer" role="note"><strong>⚠ {esc(DISCLAIMER)}</strong></div>'
+SHORT_DISCLAIMER = "Research use only: not a medical device, not for diagnosis or any clinical decision."
+
+
+def disclaimer_html(short: bool = False) -> str:
+    """The warning every screen carries; the short form fits the header line, the full one closes the page."""
+    text = SHORT_DISCLAIMER if short else DISCLAIMER
+    return f'<div class="medr1-disclaimer" role="note"><strong>⚠ {esc(text)}</strong></div>'
 
 
 def banner_html(tiny: bool, note: str = "") -> str:
@@ -76,11 +81,26 @@ def _choice_block(sample: SampledAnswer, options: Sequence[str] | None) -> str:
     )
 
 
-def answer_html(progress: AnswerProgress | None, options: Sequence[str] | None = None) -> str:
-    """The prominent final answer (letter + option text), its status and, for N samples, the vote."""
+EMPTY_ANSWER = '<div class="medr1-answer medr1-answer-empty">The answer will appear here.</div>'
+STALE_NOTE = "This answer is for the question as it was asked; press Ask to ask the edited one."
+
+
+def answer_html(progress: AnswerProgress | None, options: Sequence[str] | None = None, stale: bool = False) -> str:
+    """The prominent final answer (letter + option text), its status and, for N samples, the vote.
+
+    ``stale`` marks an answer whose question has since been edited, so it is never read as the answer
+    to the text now in the box.
+    """
     if progress is None or not progress.samples:
-        return '<div class="medr1-answer medr1-answer-empty">The answer will appear here.</div>'
-    options = list(options) if options else None
+        return EMPTY_ANSWER
+    card = _answer_card(progress, list(options) if options else None)
+    if not stale:
+        return card
+    note = f'<div class="medr1-stale-note" role="note">{esc(STALE_NOTE)}</div>'
+    return f'<div class="medr1-stale" data-stale="true">{note}{card}</div>'
+
+
+def _answer_card(progress: AnswerProgress, options: Sequence[str] | None) -> str:
     n = len(progress.samples)
     if progress.finished and progress.vote is not None and n > 1:
         return _vote_html(progress, options)
@@ -91,8 +111,8 @@ def answer_html(progress: AnswerProgress | None, options: Sequence[str] | None =
     return (
         f'<div class="medr1-answer medr1-answer-{css}" data-status="{css}">'
         f'<div class="medr1-answer-head">{esc(head)}</div>'
-        f"{_choice_block(sample, options)}"
-        f'<div class="medr1-badge medr1-badge-{css}">{esc(badge)}</div>'
+        f'<div class="medr1-answer-line">{_choice_block(sample, options)}'
+        f'<div class="medr1-badge medr1-badge-{css}">{esc(badge)}</div></div>'
         + (f'<ul class="medr1-issues">{issue_list}</ul>' if issue_list else "")
         + "</div>"
     )
@@ -235,8 +255,99 @@ def metadata_markdown(kind: str, metadata: dict[str, Any], warnings: Sequence[st
     return text
 
 
-def status_html(message: str, kind: str = "error") -> str:
-    """An inline message next to the control it concerns (errors stay visible, unlike toasts)."""
+def status_html(message: str, kind: str = "error", details: str | None = None) -> str:
+    """An inline message next to the control it concerns (errors stay visible, unlike toasts).
+
+    ``details`` (a library's own error text, say) goes under a toggle: the shortest fix comes first.
+    """
     if not message:
         return ""
-    return f'<div class="medr1-status medr1-status-{esc(kind)}" role="status">{esc(message)}</div>'
+    more = ""
+    if details:
+        more = f'<details class="medr1-status-details"><summary>Details</summary><pre>{esc(details)}</pre></details>'
+    return f'<div class="medr1-status medr1-status-{esc(kind)}" role="status">{esc(message)}{more}</div>'
+
+
+def sample_choices(progress: AnswerProgress | None, options: Sequence[str] | None = None) -> list[tuple[str, int]]:
+    """``(label, index)`` for the picker that shows any self-consistency sample's reasoning."""
+    if progress is None or len(progress.samples) < 2:
+        return []
+    out = []
+    for sample in progress.samples:
+        parsed = sample.parsed
+        if parsed and parsed.letter and options:
+            choice = parsed.letter
+        elif parsed and parsed.answer and parsed.complete and not options:
+            choice = f"“{parsed.answer[:24]}”"
+        else:
+            choice = "no answer"
+        out.append((f"Sample {sample.index + 1}: {choice}", sample.index))
+    return out
+
+
+def sample_rationale(progress: AnswerProgress | None, index: int | None) -> str:
+    """The reasoning panel's text for one chosen sample (see :func:`rationale_text`)."""
+    if progress is None or index is None or not 0 <= int(index) < len(progress.samples):
+        return rationale_text(progress)
+    return rationale_text(AnswerProgress(samples=progress.samples, current=int(index), finished=progress.finished))
+
+
+def _turn_answer(sample: SampledAnswer, options: Sequence[str] | None, vote_text: str | None) -> str:
+    parsed = sample.parsed
+    if parsed is None:
+        return "*No answer.*"
+    if options and parsed.letter:
+        text = f"**{parsed.letter}) {md_escape(parsed.option or '')}**"
+    elif not options and parsed.answer and parsed.complete:
+        text = f"**{md_escape(parsed.answer)}**"
+    else:
+        text = "**No answer**"
+    if sample.stopped:
+        status = "stopped before the end"
+    elif parsed.well_formed and not parsed.issues:
+        status = "well-formed"
+    else:
+        status = "malformed: " + md_escape("; ".join(parsed.issues))
+    return f"{text}  \n*{status}*" + (f"  \n{vote_text}" if vote_text else "")
+
+
+def conversation_messages(turns: Sequence[Any]) -> list[dict[str, Any]]:
+    """Chat messages for ``gr.Chatbot``: each question, its reasoning as a collapsible thought, its answer.
+
+    Everything from the model or the user is shown literally (HTML and Markdown escaped): a model can
+    write ``<img onerror=...>`` as easily as ``<think>``.
+    """
+    messages: list[dict[str, Any]] = []
+    for number, turn in enumerate(turns, 1):
+        options = list(turn.options) or None
+        question = md_escape(turn.question)
+        if options:
+            question += "  \n" + "  \n".join(f"{LETTERS[i]}) {md_escape(o)}" for i, o in enumerate(options))
+        messages.append({"role": "user", "content": question})
+        progress = turn.progress
+        if progress is None or not progress.samples:
+            continue
+        vote, sample, vote_text = progress.vote, progress.samples[0], None
+        if vote is not None and len(progress.samples) > 1:
+            vote_text = md_escape(vote.summary(options))
+            sample = next((s for s in progress.samples if s.finished and s.choice == vote.winner), sample)
+        rationale = sample.parsed.rationale if sample.parsed else None
+        messages.append(
+            {
+                "role": "assistant",
+                "content": md_escape(rationale) if rationale else "*(no reasoning block)*",
+                "metadata": {"title": f"Reasoning, question {number}", "status": "done"},
+            }
+        )
+        messages.append({"role": "assistant", "content": _turn_answer(sample, options, vote_text)})
+    return messages
+
+
+# Characters that turn text into emphasis, code, links, tables or headings; list markers (a leading "1."
+# or "-") only indent, so they are left alone and copied text stays readable.
+_MD_SPECIAL = str.maketrans({c: "\\" + c for c in "\\`*_[]#|~"})
+
+
+def md_escape(text: str) -> str:
+    """Markdown (and the HTML inside it) shown literally."""
+    return html.escape(str(text), quote=False).translate(_MD_SPECIAL)

@@ -210,7 +210,7 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
 
     upload.upload(lambda f: prepare(f), upload, [run_dir, report, start], api_name="finetune_upload")
     demo_button.click(lambda: prepare(None, demo=True), None, [run_dir, report, start], api_name="finetune_demo")
-    model.change(lambda key: check_hardware_text(ctx, key), model, hardware, api_name=False)
+    model.change(lambda key: check_hardware_text(ctx, key), model, hardware, api_visibility="private")
 
     outputs = [progress, plot_reward, plot_each, plot_kl, plot_length, samples, load, download, result]
 
@@ -317,7 +317,7 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
     ctx.menus.refresh_after(started)
     ctx.menus.refresh_after(resumed)
     ctx.menus.refresh_after(loaded, select=chosen)
-    push.click(push_adapter, hub_repo, result, api_name=False)
+    push.click(push_adapter, hub_repo, result, api_visibility="private")
     return {"run_dir": run_dir, "start": start, "stop": stop, "resume": resume, "model": model, "rewards": rewards}
 
 

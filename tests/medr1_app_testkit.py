@@ -93,7 +93,18 @@ def ask_args(
     ]
 
 
-# Indices of /ask's outputs.
+def follow_up_args(
+    question: str, options: Sequence[str] = (), *, max_new_tokens: int = 32, samples: int = 1, seed: int = 0
+) -> list[Any]:
+    """Positional arguments of the (undocumented) ``/follow_up`` endpoint: the defaults of ``ask_args``."""
+    return [None, "default", 0, 1, 0, question, "\n".join(options), 0.0, 1.0, max_new_tokens, "think", seed, samples]
+
+
+# Indices of /ask's (and /follow_up's) outputs as clients see them: State outputs and layout blocks
+# (accordions, groups) are not sent to clients.
 VIEWER, ANSWER, RATIONALE, SAMPLES, DOWNLOADS, STATUS, BANNER, MODEL_STATUS, RESULT = range(9)
-# Indices of /open's outputs (the State output is not returned to clients).
+VIEWER_INFO, SAMPLE_PICKER, CONVERSATION, FOLLOWUP = range(9, 13)
+# Indices of /open's outputs, likewise.
 OPEN_VIEWER, OPEN_STATUS, OPEN_METADATA, OPEN_WINDOW, OPEN_CENTER, OPEN_WIDTH, OPEN_FRAME, OPEN_UPLOAD = range(8)
+OPEN_VIEWER_INFO, OPEN_ANSWER, OPEN_RATIONALE, OPEN_SAMPLES, OPEN_SAMPLE_PICKER = range(8, 13)
+OPEN_DOWNLOADS, OPEN_ASK_STATUS, OPEN_CONVERSATION, OPEN_RESULT = range(13, 17)

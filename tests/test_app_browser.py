@@ -132,9 +132,173 @@ def test_real_tiny_model_output_is_shown_as_malformed(browser, tiny_model_dir, s
         assert "Malformed output" in answer and "No answer" in answer
         assert "answers are meaningless" in page.locator("#medr1-banner").inner_text()
         page.screenshot(path=str(shots / "browser-tiny-malformed.png"), full_page=True)
+        page.get_by_text("Downloads (3 files").click()  # the downloads sit in a collapsed section
         downloads = page.locator("#medr1-downloads").inner_text()
         downloads = downloads.replace("\n", "")
         assert "answer.json" in downloads and "answer.md" in downloads and "image.png" in downloads
+    finally:
+        page.close()
+        demo.close()
+
+
+# ------------------------------------------------------------------------- the screen a clinician reads
+
+FIRST_LINE = "The picture is a grey-scale cross-section with dense bone at the rim, typical of a CT slice."
+LONG_ANSWER = (
+    "<think>"
+    + FIRST_LINE
+    + " The soft tissue is uniform and the bone ring is intact." * 8
+    + "</think>\n<answer>A</answer>"
+)
+# Every visible label, and every visible thing a label could cover.
+BOXES_JS = """() => {
+  const visible = (e) => { const r = e.getBoundingClientRect(); const s = getComputedStyle(e);
+    return r.width > 0 && r.height > 0 && s.visibility !== 'hidden' && s.display !== 'none'; };
+  const box = (e) => { const r = e.getBoundingClientRect(); return [r.left, r.top, r.right, r.bottom]; };
+  const labels = [...document.querySelectorAll('[data-testid=block-info], [data-testid=block-label]')].filter(visible);
+  const things = [...document.querySelectorAll(
+      'input:not([type=file]):not([type=hidden]), textarea, img, button, select')]
+    .filter(visible).filter(e => !e.closest('[data-testid=block-info], [data-testid=block-label]'));
+  const out = [];
+  for (const l of labels) for (const t of things) {
+    const [a, b] = [box(l), box(t)];
+    const w = Math.min(a[2], b[2]) - Math.max(a[0], b[0]), h = Math.min(a[3], b[3]) - Math.max(a[1], b[1]);
+    const name = (t.id || t.tagName) + ' ' + (t.getAttribute('aria-label') || '');
+    if (w > 2 && h > 2) out.push(l.textContent.trim().slice(0, 40) + ' | ' + name);
+  }
+  return {overlaps: out, scrollWidth: document.documentElement.scrollWidth, width: window.innerWidth};
+}"""
+
+
+def _ask_scripted(browser, tiny_model_dir, viewport, stream=None):
+    from medr1_app.app import AppConfig, build_app, default_tabs
+
+    stream = stream or ScriptedStream([LONG_ANSWER], chunk=12, delay=0.005)
+    demo = build_app(AppConfig(model=str(tiny_model_dir), runs_dir=None), extra_tabs=default_tabs(), stream_fn=stream)
+    url = launch(demo)
+    page = browser.new_page(viewport=viewport)
+    _open_ct(page, url)
+    _fill_question(page)
+    page.locator("#medr1-ask").click()
+    page.wait_for_selector("#medr1-ask-status:has-text('Done')", timeout=60_000)
+    return demo, page
+
+
+def test_at_1366x768_picture_answer_and_reasoning_are_on_screen_together(browser, tiny_model_dir, shots):
+    demo, page = _ask_scripted(browser, tiny_model_dir, {"width": 1366, "height": 768})
+    try:
+        page.screenshot(path=str(shots / "layout-1366x768.png"))
+        assert page.evaluate("window.scrollY") == 0, "nothing scrolled: this is the screen as it stands"
+        picture = page.locator("#medr1-viewer img").bounding_box()
+        card = page.locator("#medr1-answer").bounding_box()
+        area = page.locator("#medr1-rationale textarea")
+        box = area.bounding_box()
+        first = area.evaluate(
+            "t => { const s = getComputedStyle(t); return parseFloat(s.paddingTop) + parseFloat(s.lineHeight); }"
+        )
+        assert area.input_value().startswith(FIRST_LINE)
+        for name, (left, top, right, bottom) in {
+            "picture": (picture["x"], picture["y"], picture["x"] + picture["width"], picture["y"] + picture["height"]),
+            "answer card": (card["x"], card["y"], card["x"] + card["width"], card["y"] + card["height"]),
+            "first line of the reasoning": (box["x"], box["y"], box["x"] + box["width"], box["y"] + first),
+        }.items():
+            assert left >= 0 and right <= 1366 and top >= 0 and bottom <= 768, f"{name} is off screen: {top}-{bottom}"
+        assert picture["x"] + picture["width"] <= card["x"], "the picture sits left of the answer"
+    finally:
+        page.close()
+        demo.close()
+
+
+def test_on_a_phone_one_column_no_overflow_and_no_label_over_anything(browser, tiny_model_dir, shots):
+    demo, page = _ask_scripted(browser, tiny_model_dir, {"width": 390, "height": 844})
+    try:
+        page.screenshot(path=str(shots / "layout-phone.png"), full_page=True)
+        found = page.evaluate(BOXES_JS)
+        assert found["scrollWidth"] <= found["width"] == 390, "no horizontal overflow"
+        assert found["overlaps"] == []
+        tops = [page.locator(s).bounding_box()["y"] for s in
+                ("#medr1-viewer img", "#medr1-question", "#medr1-answer", "#medr1-rationale")]  # fmt: skip
+        assert tops == sorted(tops), "one column: picture, question, answer, reasoning"
+    finally:
+        page.close()
+        demo.close()
+
+
+def _cine_with_a_wide_frame(path: Path) -> Path:
+    """30 frames; frame 14's own window (1200/2400) lies outside frame 0's values (0-1000)."""
+    import numpy as np
+
+    from train.imaging.synthetic import functional_groups, make_dataset, save
+
+    ramp = np.linspace(0, 1, 64 * 64).reshape(64, 64)
+    frames = np.stack([(ramp * (2400 if i == 14 else 1000)).astype(np.uint16) for i in range(30)])
+    windows = [{"FrameVOILUTSequence": {"WindowCenter": 1200 if i == 14 else 500,
+                                        "WindowWidth": 2400 if i == 14 else 1000}} for i in range(30)]  # fmt: skip
+    return save(make_dataset(frames, modality="OT", multi_frame=True, **functional_groups(windows)), path)
+
+
+def test_frame_14_with_its_own_window_answers_and_enter_applies_typed_values(browser, tiny_model_dir, tmp_path):
+    from medr1_app.app import AppConfig, build_app
+
+    cine = _cine_with_a_wide_frame(tmp_path / "cine")
+    stream = ScriptedStream([WELL_FORMED])
+    demo = build_app(AppConfig(model=str(tiny_model_dir), runs_dir=None), stream_fn=stream)
+    url = launch(demo)
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    try:
+        page.goto(url)
+        page.locator("#medr1-upload input[type=file]").set_input_files(str(cine))
+        page.wait_for_selector("#medr1-upload-status:has-text('Loaded')", timeout=30_000)
+        centre = page.get_by_label("number input for Window centre")
+        assert float(centre.input_value()) == 500
+        src = page.locator("#medr1-viewer img").get_attribute("src")
+        frame = page.get_by_label("number input for Frame")
+        frame.fill("14")
+        frame.press("Enter")  # no blur: Enter alone applies it
+        centre_is = "() => document.querySelector('[aria-label=\"number input for Window centre\"]').value == '1200'"
+        page.wait_for_function(centre_is, timeout=20_000)
+        assert page.locator("#medr1-viewer img").get_attribute("src") != src
+        assert float(page.locator("#medr1-center input[type=range]").get_attribute("max")) >= 1200
+        src = page.locator("#medr1-viewer img").get_attribute("src")
+        centre.fill("1500")
+        centre.press("Enter")
+        page.wait_for_function(
+            "src => document.querySelector('#medr1-viewer img').src !== src", arg=src, timeout=20_000
+        )
+        assert page.locator("#medr1-window input").input_value() == "Custom (sliders)"
+        _fill_question(page)
+        page.locator("#medr1-ask").click()
+        page.wait_for_selector("#medr1-ask-status:has-text('Done')", timeout=30_000)
+        assert "Error" not in page.locator("#medr1-answer-column").inner_text()
+        assert 'data-testid="answer-letter"' in page.locator("#medr1-answer").inner_html()
+    finally:
+        page.close()
+        demo.close()
+
+
+def test_an_adapter_trained_in_the_tab_is_in_the_evaluate_menu_without_a_reload(browser, tiny_model_dir, tmp_path):
+    from medr1_app.app import AppConfig, build_app, default_tabs
+
+    demo = build_app(AppConfig(model=str(tiny_model_dir), runs_dir=str(tmp_path / "runs")), extra_tabs=default_tabs())
+    url = launch(demo)
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    try:
+        page.goto(url)
+        page.get_by_role("tab", name="Fine-tune").click()
+        page.get_by_text("Use the demo dataset").click()
+        page.wait_for_selector("text=48 questions ready", timeout=60_000)
+        page.get_by_text("Settings (Med-R1 defaults)").click()
+        for label, value in (("Training steps", "2"), ("Max answer length (tokens)", "32")):
+            box = page.get_by_label(label, exact=True) if label == "Training steps" else page.get_by_label(
+                f"number input for {label}")  # fmt: skip
+            box.fill(value)
+            box.press("Enter")
+        page.get_by_role("button", name="Start training").click()
+        page.wait_for_selector(".medr1-progress[data-state=finished]", timeout=240_000)
+        page.get_by_role("tab", name="Evaluate").click()
+        page.get_by_label("Model", exact=True).last.click()
+        options = page.locator("ul[role=listbox] li").all_inner_texts()
+        assert any("Fine-tuned adapter finetune-" in o for o in options), options
     finally:
         page.close()
         demo.close()

@@ -82,9 +82,12 @@ def png_file(tmp_path) -> Path:
     return path
 
 
-def test_api_exposes_open_ask_stop_only(tiny_app):
-    endpoints = set(_client(tiny_app[1]).view_api(return_format="dict", print_info=False)["named_endpoints"])
-    assert endpoints == {"/open", "/ask", "/stop"}
+def test_api_offers_one_call_predict_beside_the_screens_own_endpoints(tiny_app):
+    """/predict needs nothing before it: the image and the question, options and settings optional."""
+    api = _client(tiny_app[1]).view_api(return_format="dict", print_info=False)
+    assert set(api["named_endpoints"]) == {"/predict", "/open", "/ask", "/stop"}
+    params = {p["parameter_name"]: p["parameter_has_default"] for p in api["named_endpoints"]["/predict"]["parameters"]}
+    assert params == {"image": False, "question": False, "options": True, "settings": True}
 
 
 def test_real_model_dicom_is_answered_and_shown_as_malformed(tiny_app):

@@ -315,6 +315,7 @@ def test_render_escapes_model_text_and_marks_malformed_output():
 
 def test_export_round_trip(tmp_path):
     from medr1_app.answering import AnswerProgress, tally
+    from medr1_app.conversation import Conversation, Turn
     from medr1_app.export import AskRecord, write_export
     from medr1_app.generation import GenerationSettings
     from medr1_app.models import spec_from_argument
@@ -323,19 +324,30 @@ def test_export_round_trip(tmp_path):
     samples[1].index, samples[1].seed = 1, 1
     progress = AnswerProgress(samples, finished=True, vote=tally(samples))
     picture = Image.fromarray(np.arange(56 * 56, dtype=np.uint16).reshape(56, 56).astype(np.uint8)).convert("RGB")
-    record = AskRecord(
-        "Which modality?", ("CT", "MRI", "X-ray"), build_prompt("Which modality?", ["CT", "MRI", "X-ray"]),
-        spec_from_argument("qwen2-vl-2b"), GenerationSettings(samples=2), {"frame": 0}, {"modality": "CT"}, progress,
-    )  # fmt: skip
-    png, as_json, as_md = write_export(record, picture, tmp_path)
+    options = ("CT", "MRI", "X-ray")
+    first = Turn(
+        "Which modality?", options, build_prompt("Which modality?", list(options)), GenerationSettings(samples=2)
+    )
+    first.progress = progress
+    follow = Turn("Why?", (), build_prompt("Why?"), GenerationSettings())
+    follow.progress = AnswerProgress(
+        [_sample("<think>Bone.</think><answer>Bright bone</answer>", options=())], finished=True
+    )
+    conversation = Conversation(picture, {"frame": 0}, {"modality": "CT"}, "qwen2-vl-2b", [first, follow])
+    png, as_json, as_md = write_export(AskRecord(spec_from_argument("qwen2-vl-2b"), conversation), None, tmp_path)
     data = json.loads(as_json.read_text())
-    assert data["schema"] == "medr1.ask/1" and data["options"] == {"A": "CT", "B": "MRI", "C": "X-ray"}
-    assert data["samples"][0]["letter"] == "C" and data["samples"][1]["rationale"] is None
-    assert data["vote"]["counts"] == {"B": 1, "C": 1} and data["vote"]["winner"] is None
-    assert data["settings"]["effective_temperature"] == 0.7 and data["image"]["summary"] == {"modality": "CT"}
+    # The top level is the latest question; the conversation holds both, the first with its vote.
+    assert data["schema"] == "medr1.ask/2" and data["question"] == "Why?" and data["options"] == {}
+    assert data["samples"][0]["answer"] == "Bright bone" and data["image"]["summary"] == {"modality": "CT"}
+    first_turn = data["conversation"][0]
+    assert first_turn["options"] == {"A": "CT", "B": "MRI", "C": "X-ray"} and len(data["conversation"]) == 2
+    assert first_turn["samples"][0]["letter"] == "C" and first_turn["samples"][1]["rationale"] is None
+    assert first_turn["vote"]["counts"] == {"B": 1, "C": 1} and first_turn["vote"]["winner"] is None
+    assert first_turn["settings"]["effective_temperature"] == 0.7
     markdown = as_md.read_text()
-    assert "**Question:** Which modality?" in markdown and "## Sample 2 (seed 1)" in markdown
-    assert "**Answer:** B) MRI — *malformed*" in markdown
+    assert "## Question 1" in markdown and "**Question:** Which modality?" in markdown
+    assert "### Sample 2 (seed 1)" in markdown and "**Answer:** B) MRI — *malformed*" in markdown
+    assert "## Question 2" in markdown and "**Answer:** Bright bone — *well-formed*" in markdown
     with Image.open(png) as saved:
         assert np.array_equal(np.asarray(saved.convert("RGB")), np.asarray(picture)), "the PNG must be lossless"
 

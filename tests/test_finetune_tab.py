@@ -102,9 +102,9 @@ def test_stop_then_sigkill_then_resume(app):
 
     # A new run, killed as the OOM killer would: the app keeps serving and shows the failure.
     client.predict(api_name="/finetune_demo")
-    job = client.submit(**start_kwargs(ctx, steps=6, rewards=("letter_a",)), api_name="/finetune_start")
+    job = client.submit(**start_kwargs(ctx, steps=8, rewards=("letter_a",)), api_name="/finetune_start")
     run = _wait_for_run(runs, job, other_than=first)
-    _wait(lambda: (run.output_dir / "checkpoint-2").is_dir())
+    _wait(lambda: (run.output_dir / "checkpoint-1").is_dir(), poll=0.1)  # early: steps must be left to kill
     os.killpg(run.process.pid, signal.SIGKILL)
     failed = job.result()
     assert 'data-state="failed"' in failed[PROGRESS] and "SIGKILL" in failed[RESULT_TEXT]
@@ -113,14 +113,14 @@ def test_stop_then_sigkill_then_resume(app):
     resumed = client.submit(api_name="/finetune_resume").result()
     assert 'data-state="finished"' in resumed[PROGRESS]
     steps = [r["step"] for r in read_metrics(run.output_dir / "metrics.jsonl") if "reward" in r]
-    assert steps[-1] == 6 and steps == sorted(set(steps))
+    assert steps[-1] == 8 and steps == sorted(set(steps))
 
 
-def _wait(condition, timeout: float = 300.0) -> None:
+def _wait(condition, timeout: float = 300.0, poll: float = 0.3) -> None:
     deadline = time.time() + timeout
     while not condition():
         assert time.time() < deadline, "timed out"
-        time.sleep(0.3)
+        time.sleep(poll)
 
 
 def _wait_for_run(runs, job, other_than=None):

@@ -21,7 +21,17 @@ logger = logging.getLogger(__name__)
 
 
 class ModelLoadError(RuntimeError):
-    """A model or adapter that cannot be loaded; the message says what to do."""
+    """A model or adapter that cannot be loaded; the message says what to do.
+
+    ``unreachable`` is True when the weights are neither local nor downloadable here (no hub), so a
+    caller can lead with its own shortest fix; ``cause`` keeps the library's own words for a details view.
+    """
+
+    def __init__(self, message: str, *, cause: str = "", unreachable: bool = False):
+        super().__init__(message + (f" Cause: {cause}" if cause else ""))
+        self.summary = message
+        self.cause = cause
+        self.unreachable = unreachable
 
 
 def default_dtype(requested: str | None = None) -> torch.dtype:
@@ -44,7 +54,9 @@ def _explain(name: str, exc: Exception) -> ModelLoadError:
     return ModelLoadError(
         f"Could not load model {name!r} ({where}). {hint}Download it once where the hub is reachable "
         f"(`hf download {name}`), or pass a local checkpoint with --model PATH "
-        f"(for offline checks: `medr1-train tiny-model DIR`). Cause: {type(exc).__name__}: {exc}"
+        f"(for offline checks: `medr1-train tiny-model DIR`).",
+        cause=f"{type(exc).__name__}: {exc}",
+        unreachable=bool(hint) and not Path(name).exists(),
     )
 
 

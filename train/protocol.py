@@ -95,6 +95,22 @@ def build_messages(prompt: str, with_image: bool = True) -> list[dict]:
     return [{"role": "user", "content": content}]
 
 
+def build_conversation(prompts: Sequence[str], responses: Sequence[str], with_image: bool = True) -> list[dict]:
+    """A multi-turn chat about one image: ``prompts[i]`` answered by ``responses[i]``, the last prompt open.
+
+    The image comes once, in the first turn (as Med-R1 asks its question); each earlier response goes
+    back to the model word for word, reasoning included, so a follow-up is read in the context the model
+    itself wrote. ``len(responses)`` must be ``len(prompts) - 1``.
+    """
+    if not prompts or len(responses) != len(prompts) - 1:
+        raise ValueError("A conversation needs one prompt more than responses (the last prompt is being asked).")
+    messages = build_messages(prompts[0], with_image=with_image)
+    for response, prompt in zip(responses, prompts[1:], strict=True):
+        messages.append({"role": "assistant", "content": [{"type": "text", "text": response}]})
+        messages.append({"role": "user", "content": [{"type": "text", "text": prompt}]})
+    return messages
+
+
 def format_completion(rationale: str, letter: str, style: str = "think") -> str:
     """A well-formed model response, e.g. for SFT targets; the inverse of :func:`parse_response`."""
     answer = f"<answer>{letter}</answer>"

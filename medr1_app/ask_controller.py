@@ -1,0 +1,530 @@
+"""The Ask tab's event handlers: one screen state, from the picture to the conversation about it.
+
+Every handler returns a dict of component updates (``{component: value}``), so what an event changes is
+written where it happens. One rule keeps the screen honest: anything that changes what the model would see
+or who answers (a new image, frame, window or model) clears the answer, its reasoning, its downloads and the
+conversation; editing the question marks the answer as belonging to the question as it was asked.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import gradio as gr
+from PIL import Image
+
+from train.imaging import ImagingError, PixelBounds, Study, model_picture, open_study
+from train.model_io import ModelLoadError
+from train.protocol import LETTERS, MAX_OPTIONS, MIN_OPTIONS, build_prompt
+
+from . import render
+from .answering import AnswerProgress, answer
+from .context import AppContext
+from .conversation import Conversation, Turn
+from .examples import Example
+from .export import AskRecord, record_dict, write_export
+from .generation import GenerationSettings
+from .gpu import gpu_task, zero_gpu
+from .models import ModelSpec
+from .viewer import CUSTOM, DEFAULT, bounds_for, slider_range, view_record, window_arg, window_choices
+
+if TYPE_CHECKING:
+    from .ui_ask import AskTab
+
+logger = logging.getLogger(__name__)
+
+UI_INTERVAL = 0.05  # seconds between two updates of the streaming answer (20 per second)
+FREE_TEXT = 0
+NO_IMAGE = "Drop a DICOM file (any file name), a PNG or a JPEG above, or pick an example below."
+
+
+def collect_options(count: int | None, boxes: Sequence[str | None]) -> list[str] | None:
+    """The options the user filled in, or None for a free-text question; raises ValueError when incomplete."""
+    count = int(count or 0)
+    if count == FREE_TEXT:
+        return None
+    if not MIN_OPTIONS <= count <= MAX_OPTIONS:
+        raise ValueError(f"Choose between {MIN_OPTIONS} and {MAX_OPTIONS} options, or a free-text question.")
+    options = [" ".join(str(b or "").split()) for b in boxes[:count]]
+    for letter, text in zip(LETTERS, options, strict=False):
+        if not text:
+            raise ValueError(f"Option {letter} is empty: fill it in, or choose fewer options.")
+    return options
+
+
+def parse_option_lines(text: str | None) -> list[str] | None:
+    """A follow-up's options, one per line (None: a free-text follow-up)."""
+    lines = [" ".join(line.split()) for line in (text or "").splitlines()]
+    lines = [line for line in lines if line]
+    if not lines:
+        return None
+    if not MIN_OPTIONS <= len(lines) <= MAX_OPTIONS:
+        raise ValueError(f"Give {MIN_OPTIONS} to {MAX_OPTIONS} options, one per line, or none for a free answer.")
+    return lines
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "no-session"
+
+
+class AskController:
+    """Event handlers of the Ask tab, bound to one :class:`AppContext` and the tab's components."""
+
+    def __init__(self, ctx: AppContext):
+        self.ctx = ctx
+        self.examples: list[Example] = []
+        self.tab: AskTab | None = None
+        self._failed: dict[str, str] = {}  # model key -> the short reason it could not be loaded
+        # ZeroGPU attaches a GPU only inside this call; elsewhere gpu_task is a no-op.
+        self._generate = gpu_task(duration=120)(self._generate_impl)
+
+    # -- model -------------------------------------------------------------------------------------
+    def _spec(self, key: str | None) -> ModelSpec | None:
+        try:
+            return self.ctx.registry.get(key or self.ctx.default_model)
+        except ModelLoadError:
+            return None
+
+    def _bounds(self, key: str | None) -> PixelBounds:
+        return bounds_for(self._spec(key), self.ctx.manager.loaded)
+
+    def banner(self, key: str | None) -> str:
+        spec = self._spec(key)
+        if spec is None:
+            return ""
+        loaded = self.ctx.manager.loaded
+        tiny = spec.tiny or bool(loaded and loaded.spec.key == spec.key and loaded.tiny)
+        return render.banner_html(tiny, spec.note if not tiny else "")
+
+    def model_status(self, key: str | None) -> str:
+        key = key or self.ctx.default_model
+        loaded = self.ctx.manager.loaded
+        if loaded is not None and loaded.spec.key == key:
+            dtype = str(loaded.dtype).replace("torch.", "")
+            return render.status_html(f"Loaded on {loaded.device} ({dtype}) in {loaded.load_seconds:.1f} s.", "info")
+        if key in self._failed:
+            return render.status_html(f"Could not be loaded: {self._failed[key]}", "error")
+        return render.status_html("This model loads when you ask the first question.", "info")
+
+    def model_label(self, key: str | None) -> str:
+        spec = self._spec(key)
+        return f"Model: {spec.label}" if spec else "Model"
+
+    def _model_updates(self, key: str | None) -> dict:
+        tab = self.tab
+        assert tab is not None
+        return {
+            tab.banner: self.banner(key),
+            tab.model_status: self.model_status(key),
+            tab.model_section: gr.update(label=self.model_label(key)),
+        }
+
+    def load_error(self, spec: ModelSpec, exc: ModelLoadError) -> tuple[str, str]:
+        """(shortest fix, library text) for a model that failed to load."""
+        if exc.unreachable:
+            short = (
+                f"{spec.label} is not on this machine and the model hub cannot be reached. For an offline look, "
+                "start `medr1-app --model tiny`; with the hub reachable, the weights download on the first question."
+            )
+        else:
+            short = getattr(exc, "summary", str(exc))
+        return short, str(exc)
+
+    # -- the screen state --------------------------------------------------------------------------
+    def cleared(self) -> dict:
+        """Everything that belongs to an answer, emptied: a new picture or model gets a fresh screen."""
+        tab = self.tab
+        assert tab is not None
+        return {
+            tab.answer: render.EMPTY_ANSWER,
+            tab.rationale: "",
+            tab.samples_view: "",
+            tab.sample_picker: gr.update(choices=[], value=None, visible=False),
+            tab.downloads: None,
+            tab.downloads_section: gr.update(label="Downloads (after an answer)"),
+            tab.ask_status: "",
+            tab.conversation: None,
+            tab.conversation_view: [],
+            tab.followup_group: gr.update(visible=False),
+            tab.result: None,
+        }
+
+    def _viewer(self, study: Study, picture: Image.Image) -> dict:
+        tab = self.tab
+        assert tab is not None
+        width, height = study.size
+        frames = f", {study.num_frames} frames" if study.num_frames > 1 else ""
+        info = f"What the model sees: **{picture.width} × {picture.height} px** (from {width} × {height}{frames})"
+        return {tab.viewer: picture, tab.viewer_info: info}
+
+    def _window_controls(
+        self, study: Study, frame: int, preset: str, center: float | None, width: float | None
+    ) -> dict:
+        """Dropdown and sliders for ``frame``: ranges from this frame's values, values from its window."""
+        tab = self.tab
+        assert tab is not None
+        rng = slider_range(study, frame)
+        windowing = not study.is_color
+        resolved = study.resolve_window(frame, window_arg(preset, center, width)) if preset != CUSTOM else None
+        if preset == CUSTOM and center is not None and width is not None:
+            value_center, value_width = float(center), float(width)
+        elif resolved is not None:
+            value_center, value_width = resolved.center, resolved.width
+        else:
+            value_center, value_width = (rng.low + rng.high) / 2, rng.high - rng.low
+        return {
+            tab.window: gr.update(choices=window_choices(study), value=preset, interactive=windowing),
+            tab.center: gr.update(
+                minimum=min(rng.low, value_center), maximum=max(rng.high, value_center), value=value_center,
+                step=rng.step, visible=windowing,
+            ),
+            tab.width: gr.update(
+                minimum=min(1, value_width), maximum=max(rng.max_width, value_width), value=value_width,
+                step=rng.step, visible=windowing,
+            ),
+        }  # fmt: skip
+
+    def _study_outputs(self, study: Study, key: str | None, frame: int = 0, status: str = "") -> dict:
+        tab = self.tab
+        assert tab is not None
+        picture = model_picture(study, frame, None, self._bounds(key))
+        return {
+            **self.cleared(),
+            tab.study: study,
+            **self._viewer(study, picture),
+            tab.upload_status: render.status_html(status, "info") if status else "",
+            tab.metadata: render.metadata_markdown(study.kind, study.metadata, study.warnings),
+            **self._window_controls(study, frame, DEFAULT, None, None),
+            tab.frame: gr.update(
+                minimum=0, maximum=max(study.num_frames - 1, 1), value=frame, step=1, visible=study.num_frames > 1
+            ),
+            tab.examples_section: gr.update(open=False),
+        }
+
+    def _error_outputs(self, message: str) -> dict:
+        tab = self.tab
+        assert tab is not None
+        return {
+            **self.cleared(),
+            tab.study: None,
+            tab.viewer: None,
+            tab.viewer_info: NO_IMAGE,
+            tab.upload_status: render.status_html(message, "error"),
+            tab.metadata: "",
+            tab.window: gr.update(choices=window_choices(None), value=DEFAULT, interactive=False),
+            tab.center: gr.update(visible=False),
+            tab.width: gr.update(visible=False),
+            tab.frame: gr.update(visible=False),
+        }
+
+    # -- image events ------------------------------------------------------------------------------
+    def open_upload(self, path: str | None, model_key: str | None) -> dict:
+        """Read the upload into memory, delete it from disk, open it (DICOM recognised by content)."""
+        tab = self.tab
+        assert tab is not None
+        if not path:
+            return {}
+        name = Path(path).name
+        try:
+            data = self.ctx.uploads.read(path)
+        except OSError:  # e.g. removed by the janitor just before an identical re-upload landed
+            return {**self._error_outputs(f"{name}: the upload could not be read. Upload it again."), tab.upload: None}
+        try:
+            study = open_study(data, name=name)
+        except ImagingError as exc:
+            return {**self._error_outputs(str(exc)), tab.upload: None}
+        return {**self._study_outputs(study, model_key, status=f"Loaded {name}."), tab.upload: None}
+
+    def open_example(self, evt: gr.SelectData, model_key: str | None) -> dict:
+        """Open a gallery example and fill in its question and options."""
+        tab = self.tab
+        assert tab is not None
+        example = self.examples[evt.index]
+        try:
+            study = open_study(example.path)
+        except ImagingError as exc:
+            return self._error_outputs(str(exc))
+        frame = min(example.frame, study.num_frames - 1)
+        count = len(example.options) if example.options else FREE_TEXT
+        boxes = {
+            box: gr.update(value=example.options[i] if i < len(example.options) else "", visible=i < count)
+            for i, box in enumerate(tab.option_boxes)
+        }
+        outputs = self._study_outputs(study, model_key, frame=frame, status=f"Example: {example.caption}.")
+        return {**outputs, tab.question: example.question, tab.option_count: count, **boxes}
+
+    def _render(self, study: Study, key: str | None, preset: str, center: float, width: float, frame: int) -> dict:
+        tab = self.tab
+        assert tab is not None
+        try:
+            picture = model_picture(study, int(frame or 0), window_arg(preset, center, width), self._bounds(key))
+        except ImagingError as exc:
+            return {tab.upload_status: render.status_html(str(exc), "error")}
+        return {**self._viewer(study, picture), tab.upload_status: ""}
+
+    def on_window(self, study: Study | None, key: str | None, preset: str, center: float, width: float, frame: int):
+        """A preset was picked: move the sliders to its (centre, width), then render."""
+        if study is None:
+            return {}
+        frame = int(frame or 0)
+        return {
+            **self.cleared(),
+            **self._render(study, key, preset, center, width, frame),
+            **self._window_controls(study, frame, preset, center, width),
+        }
+
+    def on_slider(self, study: Study | None, key: str | None, center: float, width: float, frame: int) -> dict:
+        """Centre or width moved (or typed, then Enter): switch the dropdown to Custom and render."""
+        tab = self.tab
+        assert tab is not None
+        if study is None:
+            return {}
+        return {
+            **self.cleared(),
+            **self._render(study, key, CUSTOM, center, width, frame),
+            tab.window: gr.update(value=CUSTOM),
+        }
+
+    def on_frame(self, study: Study | None, key: str | None, preset: str, center: float, width: float, frame: int):
+        """Another frame: its own window and slider ranges (frames of one file can differ widely)."""
+        if study is None:
+            return {}
+        frame = int(frame or 0)
+        if preset == CUSTOM:  # a hand-set window stays; the ranges follow the frame
+            return {
+                **self.cleared(),
+                **self._render(study, key, CUSTOM, center, width, frame),
+                **self._window_controls(study, frame, CUSTOM, center, width),
+            }
+        return self.on_window(study, key, preset, center, width, frame)
+
+    def on_model(self, study: Study | None, key: str | None, preset: str, center: float, width: float, frame: int):
+        """Another model picked: new banner and status; re-render, since its input size may differ."""
+        updates = {**self.cleared(), **self._model_updates(key)}
+        if study is not None:
+            updates.update(self._render(study, key, preset, center, width, int(frame or 0)))
+        return updates
+
+    def on_question_edit(self, conversation: Conversation | None) -> dict:
+        """The question changed after an answer: say plainly that the answer is for the earlier text."""
+        tab = self.tab
+        assert tab is not None
+        turn = conversation.last if conversation else None
+        if turn is None or turn.progress is None or len(conversation.turns) > 1:
+            return {}
+        return {tab.answer: render.answer_html(turn.progress, turn.options, stale=True), tab.downloads: None}
+
+    def add_model(self, value: str) -> dict:
+        """Add a local checkpoint/adapter folder or ``owner/repo[:folder]`` to the registry and select it."""
+        from .models import spec_from_argument
+
+        tab = self.tab
+        assert tab is not None
+        value = (value or "").strip()
+        if not value:
+            return {tab.model_status: render.status_html("Type a folder path or owner/repo[:folder].", "error")}
+        try:
+            spec = self.ctx.registry.add(spec_from_argument(value))
+        except ModelLoadError as exc:
+            return {tab.model_status: render.status_html(str(exc), "error")}
+        return {
+            tab.model: gr.update(choices=self.ctx.registry.choices(), value=spec.key),
+            tab.model_status: render.status_html(f"Added {spec.label}. It loads when you ask.", "info"),
+        }
+
+    def show_sample(self, conversation: Conversation | None, index: int | None) -> dict:
+        """The self-consistency picker: show that sample's reasoning in the reasoning panel."""
+        tab = self.tab
+        assert tab is not None
+        turn = conversation.last if conversation else None
+        if turn is None or turn.progress is None or index is None:
+            return {}
+        return {tab.rationale: render.sample_rationale(turn.progress, index)}
+
+    # -- asking ------------------------------------------------------------------------------------
+    def arm(self, request: gr.Request) -> None:
+        self.ctx.stops.arm(_session(request))
+
+    def stop(self, request: gr.Request) -> str:
+        stopped = self.ctx.stops.stop(_session(request))
+        return render.status_html("Stopping…" if stopped else "Nothing is running.", "info")
+
+    def _generate_impl(self, key, picture, prompt, options, settings, stop) -> Iterator[AnswerProgress]:
+        loaded = self.ctx.manager.get(key)
+        yield from answer(loaded, picture, prompt, options, settings, stop, stream_fn=self.ctx.stream_fn)
+
+    def ask(
+        self,
+        study: Study | None, model_key: str | None, preset: str, center: float, width: float, frame: int,
+        question: str, option_count: int, a: str, b: str, c: str, d: str, e: str, f: str,
+        temperature: float, top_p: float, max_new_tokens: int, style: str, seed: float, samples: int,
+        request: gr.Request,
+    ) -> Iterator[dict]:  # fmt: skip
+        """The first question about the picture shown: a new conversation."""
+        try:
+            options = collect_options(option_count, [a, b, c, d, e, f])
+        except ValueError as exc:
+            yield self._ask_error(str(exc))
+            return
+        yield from self._answer_turn(
+            None, study, model_key, preset, center, width, frame, question, options,
+            (temperature, top_p, max_new_tokens, style, seed, samples), request,
+        )  # fmt: skip
+
+    def follow_up(
+        self,
+        conversation: Conversation | None, study: Study | None, model_key: str | None, preset: str, center: float,
+        width: float, frame: int, question: str, option_lines: str,
+        temperature: float, top_p: float, max_new_tokens: int, style: str, seed: float, samples: int,
+        request: gr.Request,
+    ) -> Iterator[dict]:  # fmt: skip
+        """A further question about the same picture, asked with the conversation before it."""
+        if conversation is None or not conversation.turns:
+            yield self._ask_error("Ask a first question about the image, then follow up on its answer.")
+            return
+        try:
+            options = parse_option_lines(option_lines)
+        except ValueError as exc:
+            yield self._ask_error(str(exc))
+            return
+        yield from self._answer_turn(
+            conversation, study, model_key, preset, center, width, frame, question, options,
+            (temperature, top_p, max_new_tokens, style, seed, samples), request,
+        )  # fmt: skip
+
+    def _unfinished(self, conversation: Conversation | None) -> dict:
+        """After a failure: drop the turn that got no answer, so a follow-up never sees an empty reply."""
+        tab = self.tab
+        assert tab is not None
+        if conversation is None:
+            return {}
+        if conversation.turns and conversation.turns[-1].progress is None:
+            conversation.turns.pop()
+        return {tab.conversation: conversation if conversation.turns else None}
+
+    def _ask_error(self, message: str, details: str | None = None) -> dict:
+        tab = self.tab
+        assert tab is not None
+        return {tab.ask_status: render.status_html(message, "error", details), tab.result: {"error": message}}
+
+    def _answer_turn(
+        self, conversation: Conversation | None, study: Study | None, model_key: str | None, preset: str,
+        center: float, width: float, frame: int, question: str, options: list[str] | None,
+        generation: tuple, request: gr.Request,
+    ) -> Iterator[dict]:  # fmt: skip
+        tab = self.tab
+        assert tab is not None
+        session = _session(request)
+        stop = self.ctx.stops.take(session)
+        export_dir: Path | None = None
+        started = time.perf_counter()
+        key = model_key or self.ctx.default_model
+        try:
+            if study is None:
+                yield self._ask_error("Upload an image (DICOM, PNG or JPEG) or pick an example first.")
+                return
+            style = generation[3]
+            prompt = build_prompt(question or "", options, style)
+            temperature, top_p, max_new_tokens, _, seed, samples = generation
+            settings = GenerationSettings(
+                float(temperature), float(top_p), int(max_new_tokens), style, int(seed or 0), int(samples)
+            ).validated()
+            spec = self.ctx.registry.get(key)
+            if stop.is_set():
+                yield self._ask_error("Stopped before it started.")
+                return
+            loaded = self.ctx.manager.loaded
+            if loaded is None or loaded.spec.key != key:
+                yield {tab.ask_status: render.status_html(f"Loading {spec.label}… (first use)", "info")}
+                try:
+                    loaded = self.ctx.manager.get(key)
+                except ModelLoadError as exc:
+                    short, details = self.load_error(spec, exc)
+                    self._failed[key] = short
+                    yield {**self._ask_error(short, details), **self._model_updates(key)}
+                    return
+                self._failed.pop(key, None)
+            if conversation is None:  # a first question: the conversation starts from the picture shown now
+                window = window_arg(preset, center, width)
+                picture = model_picture(study, int(frame or 0), window, loaded.bounds)
+                view = view_record(study, int(frame or 0), window, picture)
+                conversation = Conversation(picture, view, dict(study.metadata), key)
+            turn = Turn(" ".join((question or "").split()), tuple(options or ()), prompt, settings)
+            model_input = conversation.model_input(prompt)
+            conversation.turns.append(turn)
+            working = "Generating" + (f" {settings.samples} samples" if settings.samples > 1 else "") + "…"
+            yield {
+                **self._viewer(study, conversation.picture),
+                tab.answer: render.answer_html(None),
+                tab.rationale: "",
+                tab.samples_view: "",
+                tab.sample_picker: gr.update(choices=[], value=None, visible=False),
+                tab.downloads: None,
+                tab.ask_status: render.status_html(working, "info"),
+                **self._model_updates(key),
+                tab.result: None,
+                tab.conversation: conversation,
+                tab.conversation_view: render.conversation_messages(conversation.turns),
+            }
+            progress: AnswerProgress | None = None
+            stop_arg = None if zero_gpu() else stop  # a threading.Event cannot cross into the ZeroGPU worker
+            shown_at, shown_sample = 0.0, -1
+            for progress in self._generate(key, conversation.picture, model_input, options, settings, stop_arg):
+                # At most one screen update every UI_INTERVAL s (a new sample always shows at once):
+                # rendering and sending every token would slow the generating thread for no visible gain.
+                now = time.perf_counter()
+                if now - shown_at < UI_INTERVAL and progress.current == shown_sample and not progress.finished:
+                    continue
+                shown_at, shown_sample = now, progress.current
+                yield {
+                    tab.answer: render.answer_html(progress, options),
+                    tab.rationale: render.rationale_text(progress),
+                    tab.samples_view: render.samples_html(progress, options),
+                }
+            if progress is None:
+                conversation.turns.pop()
+                yield self._ask_error("The model produced no output.")
+                return
+            turn.progress = progress
+            record = AskRecord(loaded.spec, conversation)
+            files = write_export(record)
+            export_dir = files[0].parent
+            elapsed = time.perf_counter() - started
+            done = "Stopped." if progress.stopped else f"Done in {elapsed:.1f} s."
+            choices = render.sample_choices(progress, options)
+            yield {  # the viewer already shows the picture: sent again, it would be written to the cache again
+                tab.answer: render.answer_html(progress, options),
+                tab.rationale: render.rationale_text(progress),
+                tab.samples_view: render.samples_html(progress, options),
+                tab.sample_picker: gr.update(
+                    choices=choices, value=progress.current if choices else None, visible=bool(choices)
+                ),
+                tab.downloads: [str(p) for p in files],
+                tab.downloads_section: gr.update(label=f"Downloads ({len(files)} files: picture, JSON, Markdown)"),
+                tab.ask_status: render.status_html(done, "info"),
+                **self._model_updates(key),
+                tab.result: record_dict(record),
+                tab.conversation: conversation,
+                tab.conversation_view: render.conversation_messages(conversation.turns),
+                tab.followup_group: gr.update(visible=True),
+                tab.followup: "",
+            }
+        except (ValueError, ModelLoadError) as exc:  # ImagingError is a ValueError
+            yield {**self._ask_error(str(exc)), **self._unfinished(conversation)}
+        except Exception as exc:  # e.g. out of GPU memory: say so in the panel, keep serving
+            # The traceback (code lines, no argument values) goes to the log for the operator.
+            logger.exception("Answering failed")
+            message = (
+                f"The model failed ({type(exc).__name__}). Try fewer new tokens or samples; "
+                "the server log has the details."
+            )
+            yield {**self._ask_error(message), **self._unfinished(conversation)}
+        finally:
+            self.ctx.stops.done(session, stop)
+            if export_dir is not None:  # Gradio has copied the files into its cache by now
+                shutil.rmtree(export_dir, ignore_errors=True)

@@ -1,0 +1,69 @@
+"""A conversation about one picture: the first question in Med-R1's format, then follow-ups.
+
+UI-free, like :mod:`medr1_app.answering`: the Ask tab, the ``/predict`` endpoint and the tests share it.
+A follow-up is asked with everything before it (``train.protocol.build_conversation``): the picture once,
+each earlier question's instruction and the model's own earlier reply, word for word. What carries forward
+from a turn answered N times (self-consistency) is the reply of the first sample that chose the majority
+answer, so the model is not shown an answer the vote rejected.
+
+A conversation belongs to one picture and one model: a new image, frame, window or model starts a new one
+(the Ask tab's single screen state).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from train.protocol import build_conversation
+
+from .answering import AnswerProgress
+from .generation import GenerationSettings
+
+
+@dataclass
+class Turn:
+    """One question and what the model answered to it."""
+
+    question: str
+    options: tuple[str, ...]
+    prompt: str
+    """This question's full instruction (``train.protocol.build_prompt``), as the model read it."""
+    settings: GenerationSettings
+    progress: AnswerProgress | None = None
+
+    @property
+    def reply(self) -> str:
+        """The reply that later turns see: the majority's first sample, else the first sample."""
+        if self.progress is None or not self.progress.samples:
+            return ""
+        vote = self.progress.vote
+        if vote is not None and vote.winner is not None:
+            for sample in self.progress.samples:
+                if sample.finished and sample.choice == vote.winner:
+                    return sample.text
+        return self.progress.samples[0].text
+
+
+@dataclass
+class Conversation:
+    """The turns about one model-input picture, in order."""
+
+    picture: Image.Image
+    view: dict[str, Any]
+    """How the picture was made (``viewer.view_record``): kind, frame, window, sizes."""
+    image_summary: dict[str, Any]
+    model_key: str
+    turns: list[Turn] = field(default_factory=list)
+
+    def model_input(self, prompt: str) -> str | list[dict]:
+        """What the model reads for ``prompt``: the prompt alone first, then the whole conversation."""
+        if not self.turns:
+            return prompt
+        return build_conversation([t.prompt for t in self.turns] + [prompt], [t.reply for t in self.turns])
+
+    @property
+    def last(self) -> Turn | None:
+        return self.turns[-1] if self.turns else None

@@ -1,0 +1,118 @@
+"""One question about one image in one call: the app's ``/predict`` endpoint and the same as a Python function.
+
+Programs should not have to drive the screen (``/open`` then ``/ask`` with 19 positional values): they send
+the image, the question, its options and a dict of settings, and get back the answer record, the same JSON
+document the Ask tab's export holds. Nothing is kept between calls.
+
+    from gradio_client import Client, handle_file
+    record = Client("http://127.0.0.1:7860/").predict(
+        image=handle_file("IM0001"), question="What imaging technique was used?",
+        options=["CT", "MRI", "X-ray", "Ultrasound"], settings={"max_new_tokens": 256}, api_name="/predict")
+
+    from medr1_app.predict import predict            # in Python, without a server
+    record = predict("IM0001", "What imaging technique was used?", ["CT", "MRI"], model="tiny")
+"""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+from gradio.data_classes import FileData
+
+from train.imaging import model_picture, open_study, parse_window
+from train.protocol import build_prompt
+
+from .answering import answer
+from .context import AppContext
+from .conversation import Conversation, Turn
+from .export import AskRecord, record_dict
+from .generation import GenerationSettings, StreamFn, stream_text
+from .gpu import gpu_task
+from .models import ModelManager, ModelRegistry, builtin_models, spec_from_argument
+from .viewer import view_record
+
+# Settings a caller may give besides the generation settings: which model, and how the picture is shown.
+PICTURE_KEYS = ("frame", "window")
+SETTING_KEYS = tuple(f.name for f in fields(GenerationSettings)) + PICTURE_KEYS + ("model",)
+
+
+def _settings(settings: dict[str, Any] | None) -> tuple[GenerationSettings, dict[str, Any]]:
+    given = dict(settings or {})
+    unknown = sorted(set(given) - set(SETTING_KEYS))
+    if unknown:
+        raise ValueError(f"Unknown setting(s) {', '.join(unknown)}: use {', '.join(SETTING_KEYS)}.")
+    generation = {k: v for k, v in given.items() if k in {f.name for f in fields(GenerationSettings)}}
+    return GenerationSettings(**generation).validated(), given
+
+
+def predict(
+    image: str | Path | bytes,
+    question: str,
+    options: list[str] | tuple[str, ...] | None = None,
+    settings: dict[str, Any] | None = None,
+    *,
+    model: str | None = None,
+    manager: ModelManager | None = None,
+    stream_fn: StreamFn = stream_text,
+    name: str | None = None,
+) -> dict[str, Any]:
+    """Answer ``question`` about ``image`` (a DICOM or standard image file, or its bytes); return the record.
+
+    ``options``: 2 to 6 option texts, or none for a free-text question. ``settings``: any of
+    temperature, top_p, max_new_tokens, prompt_style, seed, samples (self-consistency), frame and window
+    (a preset name or "CENTRE,WIDTH") and model (a registry key, a folder, or owner/repo[:folder]).
+    Raises ``ValueError`` (including the imaging errors) for bad input and ``ModelLoadError`` when the
+    model cannot be loaded, with messages fit to show.
+    """
+    generation, given = _settings(settings)
+    model = given.get("model") or model or "qwen2-vl-2b"
+    if manager is None:
+        manager = ModelManager(ModelRegistry(builtin_models()))
+    try:
+        key = manager.registry.get(model).key
+    except Exception:  # not a registry key: a path, "tiny" or a hub id
+        key = manager.registry.add(spec_from_argument(model)).key
+    loaded = manager.get(key)
+    study = open_study(image, name=name)
+    frame = int(given.get("frame") or 0)
+    window = parse_window(given.get("window"))
+    picture = model_picture(study, frame, window, loaded.bounds)
+    options = [" ".join(str(o).split()) for o in options or []] or None
+    prompt = build_prompt(question or "", options, generation.prompt_style)
+    conversation = Conversation(picture, view_record(study, frame, window, picture), dict(study.metadata), key)
+    turn = Turn(" ".join((question or "").split()), tuple(options or ()), prompt, generation)
+    conversation.turns.append(turn)
+    for progress in answer(loaded, picture, prompt, options, generation, stream_fn=stream_fn):
+        turn.progress = progress
+    return record_dict(AskRecord(loaded.spec, conversation))
+
+
+def add_predict_endpoint(ctx: AppContext) -> None:
+    """Register ``/predict`` on the app being built (inside its ``gr.Blocks``), on the GPU slot."""
+
+    @gpu_task(duration=120)
+    def run(image: FileData, question: str, options: list[str] | None = None, settings: dict | None = None) -> dict:
+        """Answer a question about an image (DICOM, PNG or JPEG) in one call; returns the answer record.
+
+        settings: temperature, top_p, max_new_tokens, prompt_style ("think" or "no_think"), seed, samples,
+        frame, window (a preset name or "CENTRE,WIDTH") and model (a key of the app's model menu).
+        """
+        path = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
+        if not path:
+            return {"error": "Send the image as a file (gradio_client: handle_file(path))."}
+        try:
+            data = ctx.uploads.read(path)
+            settings = {"model": ctx.default_model, **(settings or {})}
+            return predict(
+                data, question, options, settings, manager=ctx.manager, stream_fn=ctx.stream_fn,
+                name=Path(path).name,
+            )  # fmt: skip
+        except (ValueError, OSError) as exc:  # the imaging, option and settings errors, in our words
+            return {"error": str(exc)}
+        except Exception as exc:  # a model that cannot load or fails: say so, keep serving
+            return {"error": getattr(exc, "summary", None) or f"The model failed ({type(exc).__name__})."}
+
+    gr.api(run, api_name="predict", concurrency_id=ctx.gpu_concurrency_id, concurrency_limit=1)
