@@ -42,7 +42,6 @@ from typing import Any
 
 from train.data import (
     DataError,
-    RecordProblem,
     Sample,
     dataset_files,
     iter_records,
@@ -79,9 +78,8 @@ class Question:
 @dataclass
 class Audit:
     questions: list[Question]
-    unreadable: list[RecordProblem]
-    """Records that are not questions medr1 can read (kept on their side by --resplit)."""
     unreadable_records: list[tuple[Path, int, dict[str, Any], str]]
+    """(file, index, record, why) of records that are not questions medr1 can read (--resplit keeps their side)."""
     paths_as_written: bool
     """No image was found on disk and no --image_root given: paths were compared as the records write them."""
     pixels_checked: bool
@@ -127,14 +125,12 @@ def collect(
             + ": name files *_train / *_test (as Med-R1 does) or put them in train/ and test/ folders."
         )
     read: list[tuple[Path, int, dict[str, Any], Sample]] = []
-    unreadable: list[RecordProblem] = []
     unreadable_records = []
     for file in files:
         for index, record, item in iter_records(file, image_root, fmt, check_images=False):
             if isinstance(item, Sample):
                 read.append((file, index, record, item))
             else:
-                unreadable.append(item)
                 unreadable_records.append((file, index, record, item.reason))
     as_written = image_root is None and not any(Path(s.image).is_file() for _, _, _, s in read)
     hashes: dict[tuple[str, int, str], str | None] = {}
@@ -170,7 +166,7 @@ def collect(
                 has_pixels=digest is not None,
             )
         )
-    return Audit(questions, unreadable, unreadable_records, as_written, pixels and not as_written)
+    return Audit(questions, unreadable_records, as_written, pixels and not as_written)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -382,7 +378,8 @@ def run(argv: Sequence[str]) -> list[dict[str, Any]]:
     sides = Counter(q.side for q in audit.questions)
     print(
         f"{len(audit.questions)} questions ({sides['train']} train, {sides['test']} test) from "
-        f"{len({q.file for q in audit.questions})} files; {len(audit.unreadable)} record(s) not readable as questions."
+        f"{len({q.file for q in audit.questions})} files; {len(audit.unreadable_records)} record(s) not readable as "
+        "questions."
     )
     if audit.paths_as_written:
         print(
