@@ -22,7 +22,7 @@ from PIL import Image
 
 from train.protocol import LETTERS, ParsedResponse, parse_response
 
-from .generation import GenerationSettings, Prompt, StreamFn, stream_text
+from .generation import GenerationSettings, ModelInput, StreamFn, stream_text
 from .models import LoadedModel
 
 
@@ -114,7 +114,7 @@ class AnswerProgress:
 def answer(
     loaded: LoadedModel,
     image: Image.Image,
-    prompt: Prompt,
+    prompt: ModelInput,
     options: Sequence[str] | None,
     settings: GenerationSettings,
     stop: threading.Event | None = None,
@@ -137,10 +137,10 @@ def answer(
         start = time.perf_counter()
         for text in stream_fn(loaded, image, prompt, settings, stop, sample_index=index):
             sample.text = text
-            sample.parsed = parse_response(text, options, settings.prompt_style)
+            sample.parsed = parse_response(text, options, settings.prompt_style, settings.prompt)
             sample.seconds = time.perf_counter() - start
             yield progress
-        sample.parsed = parse_response(sample.text, options, settings.prompt_style)
+        sample.parsed = parse_response(sample.text, options, settings.prompt_style, settings.prompt)
         sample.seconds = time.perf_counter() - start
         sample.stopped = stop.is_set()
         sample.finished = not sample.stopped

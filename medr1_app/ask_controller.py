@@ -20,7 +20,7 @@ from PIL import Image
 
 from train.imaging import ImagingError, PixelBounds, Study, model_picture, open_study
 from train.model_io import ModelLoadError
-from train.protocol import LETTERS, MAX_OPTIONS, MIN_OPTIONS, build_prompt
+from train.protocol import DEFAULT_PROMPT, LETTERS, MAX_OPTIONS, MIN_OPTIONS, build_prompt
 
 from . import render
 from .answering import AnswerProgress, answer
@@ -34,7 +34,7 @@ from .models import ModelSpec
 from .viewer import CUSTOM, DEFAULT, bounds_for, slider_range, view_record, window_arg, window_choices
 
 if TYPE_CHECKING:
-    from .ui_ask import AskTab
+    from .ask_components import AskTab
 
 logger = logging.getLogger(__name__)
 
@@ -84,17 +84,17 @@ class AskController:
         self._generate = gpu_task(duration=120)(self._generate_impl)
 
     # -- model -------------------------------------------------------------------------------------
-    def _spec(self, key: str | None) -> ModelSpec | None:
+    def spec(self, key: str | None) -> ModelSpec | None:
         try:
             return self.ctx.registry.get(key or self.ctx.default_model)
         except ModelLoadError:
             return None
 
     def _bounds(self, key: str | None) -> PixelBounds:
-        return bounds_for(self._spec(key), self.ctx.manager.loaded)
+        return bounds_for(self.spec(key), self.ctx.manager.loaded)
 
     def banner(self, key: str | None) -> str:
-        spec = self._spec(key)
+        spec = self.spec(key)
         if spec is None:
             return ""
         loaded = self.ctx.manager.loaded
@@ -111,8 +111,21 @@ class AskController:
             return render.status_html(f"Could not be loaded: {self._failed[key]}", "error")
         return render.status_html("This model loads when you ask the first question.", "info")
 
+    def _prompt_of(self, key: str | None) -> str:
+        spec = self.spec(key)
+        return spec.prompt if spec else DEFAULT_PROMPT
+
+    def prompt_defaults(self, key: str | None) -> dict:
+        """The prompt a checkpoint was trained with (its model card): the picker follows the model."""
+        tab = self.tab
+        assert tab is not None
+        spec = self.spec(key)
+        if spec is None:
+            return {}
+        return {tab.prompt: spec.prompt, tab.style: spec.prompt_style}
+
     def model_label(self, key: str | None) -> str:
-        spec = self._spec(key)
+        spec = self.spec(key)
         return f"Model: {spec.label}" if spec else "Model"
 
     def _model_updates(self, key: str | None) -> dict:
@@ -305,7 +318,7 @@ class AskController:
 
     def on_model(self, study: Study | None, key: str | None, preset: str, center: float, width: float, frame: int):
         """Another model picked: new banner and status; re-render, since its input size may differ."""
-        updates = {**self.cleared(), **self._model_updates(key)}
+        updates = {**self.cleared(), **self._model_updates(key), **self.prompt_defaults(key)}
         if study is not None:
             updates.update(self._render(study, key, preset, center, width, int(frame or 0)))
         return updates
@@ -363,7 +376,7 @@ class AskController:
         study: Study | None, model_key: str | None, preset: str, center: float, width: float, frame: int,
         question: str, option_count: int, a: str, b: str, c: str, d: str, e: str, f: str,
         temperature: float, top_p: float, max_new_tokens: int, style: str, seed: float, samples: int,
-        request: gr.Request,
+        prompt_name: str | None, request: gr.Request,
     ) -> Iterator[dict]:  # fmt: skip
         """The first question about the picture shown: a new conversation."""
         try:
@@ -373,7 +386,7 @@ class AskController:
             return
         yield from self._answer_turn(
             None, study, model_key, preset, center, width, frame, question, options,
-            (temperature, top_p, max_new_tokens, style, seed, samples), request,
+            (temperature, top_p, max_new_tokens, style, seed, samples, prompt_name), request,
         )  # fmt: skip
 
     def follow_up(
@@ -381,7 +394,7 @@ class AskController:
         conversation: Conversation | None, study: Study | None, model_key: str | None, preset: str, center: float,
         width: float, frame: int, question: str, option_lines: str,
         temperature: float, top_p: float, max_new_tokens: int, style: str, seed: float, samples: int,
-        request: gr.Request,
+        prompt_name: str | None, request: gr.Request,
     ) -> Iterator[dict]:  # fmt: skip
         """A further question about the same picture, asked with the conversation before it."""
         if conversation is None or not conversation.turns:
@@ -394,7 +407,7 @@ class AskController:
             return
         yield from self._answer_turn(
             conversation, study, model_key, preset, center, width, frame, question, options,
-            (temperature, top_p, max_new_tokens, style, seed, samples), request,
+            (temperature, top_p, max_new_tokens, style, seed, samples, prompt_name), request,
         )  # fmt: skip
 
     def _unfinished(self, conversation: Conversation | None) -> dict:
@@ -428,12 +441,12 @@ class AskController:
             if study is None:
                 yield self._ask_error("Upload an image (DICOM, PNG or JPEG) or pick an example first.")
                 return
-            style = generation[3]
-            prompt = build_prompt(question or "", options, style)
-            temperature, top_p, max_new_tokens, _, seed, samples = generation
+            temperature, top_p, max_new_tokens, style, seed, samples, prompt_name = generation
             settings = GenerationSettings(
-                float(temperature), float(top_p), int(max_new_tokens), style, int(seed or 0), int(samples)
-            ).validated()
+                float(temperature), float(top_p), int(max_new_tokens), style, int(seed or 0), int(samples),
+                prompt_name or self._prompt_of(key),
+            ).validated()  # fmt: skip
+            prompt = build_prompt(question or "", options, settings.prompt_style, settings.prompt)
             spec = self.ctx.registry.get(key)
             if stop.is_set():
                 yield self._ask_error("Stopped before it started.")

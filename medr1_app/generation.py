@@ -29,7 +29,7 @@ from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
 from train.generation import default_max_new_tokens, sampling_kwargs
-from train.protocol import PROMPT_STYLES, build_messages
+from train.protocol import DEFAULT_PROMPT, PROMPT_STYLES, build_messages, get_prompt
 
 from .models import LoadedModel
 
@@ -52,11 +52,14 @@ class GenerationSettings:
     prompt_style: str = "think"
     seed: int = 0
     samples: int = 1
+    prompt: str = DEFAULT_PROMPT
+    """Which prompt text (``train.protocol.PROMPTS``): by default the one the checkpoint was trained with."""
 
     def validated(self) -> GenerationSettings:
         """Check ranges; raises ``ValueError`` with a sentence fit for the UI."""
         if self.prompt_style not in PROMPT_STYLES:
             raise ValueError(f"Prompt style must be one of {', '.join(PROMPT_STYLES)}.")
+        prompt = get_prompt(self.prompt or DEFAULT_PROMPT).name
         if not (math.isfinite(self.temperature) and 0 <= self.temperature <= 2):
             raise ValueError("Temperature must be between 0 (always the most likely token) and 2.")
         if not (0 < self.top_p <= 1):
@@ -72,6 +75,7 @@ class GenerationSettings:
             self.prompt_style,
             int(self.seed),
             int(self.samples),
+            prompt,
         )
 
     @property
@@ -87,11 +91,11 @@ class GenerationSettings:
         return data
 
 
-Prompt = str | list[dict]
+ModelInput = str | list[dict]
 """One question's full instruction, or a whole conversation (``train.protocol.build_conversation``)."""
 
 
-def build_inputs(loaded: LoadedModel, image: Image.Image, prompt: Prompt) -> Any:
+def build_inputs(loaded: LoadedModel, image: Image.Image, prompt: ModelInput) -> Any:
     """Tokenised chat (image first, then the prompt, or the conversation so far) and pixel values."""
     processor = loaded.processor
     messages = build_messages(prompt) if isinstance(prompt, str) else prompt
@@ -135,7 +139,7 @@ StreamFn = Callable[..., Iterator[str]]
 def stream_text(
     loaded: LoadedModel,
     image: Image.Image,
-    prompt: Prompt,
+    prompt: ModelInput,
     settings: GenerationSettings,
     stop: threading.Event | None = None,
     sample_index: int = 0,

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import contextlib
 import gc
-import json
 import logging
 import os
 import shutil
@@ -37,7 +36,16 @@ from typing import Any
 import torch
 
 from train.imaging import PixelBounds
-from train.model_io import ModelLoadError, adapter_base, load_for_inference, load_processor, pixel_bounds
+from train.model_io import (
+    ModelLoadError,
+    adapter_base,
+    load_for_inference,
+    load_processor,
+    pixel_bounds,
+    read_model_card,
+    trained_prompt,
+)
+from train.protocol import DEFAULT_PROMPT
 from train.tiny_model import TINY_MARKER, build_tiny_model, is_tiny_random
 
 logger = logging.getLogger(__name__)
@@ -50,6 +58,8 @@ _UNVERIFIED = (
     f"download the repository (`hf download {MEDR1_REPO}`) and pass the folder with --model PATH."
 )
 
+_MEDR1_PROMPT = " Trained with Med-R1's training prompt as published (medr1-train in train.protocol.PROMPTS)."
+
 
 @dataclass(frozen=True)
 class ModelSpec:
@@ -57,7 +67,8 @@ class ModelSpec:
 
     ``source`` is a hub repository id or a local directory; ``subfolder`` a folder inside a hub
     repository (Med-R1 keeps one checkpoint per folder); ``adapter`` a local LoRA adapter directory
-    applied on top of ``source``. ``prompt_style`` is the prompt the checkpoint was trained with.
+    applied on top of ``source``. ``prompt_style`` (think / no_think) and ``prompt`` (the text's name in
+    ``train.protocol.PROMPTS``) are what the checkpoint was trained with, so it is asked the same way.
     """
 
     key: str
@@ -69,6 +80,7 @@ class ModelSpec:
     prompt_style: str = "think"
     note: str = ""
     tiny: bool = False
+    prompt: str = DEFAULT_PROMPT
 
     @property
     def choice(self) -> tuple[str, str]:
@@ -102,7 +114,8 @@ def builtin_models() -> list[ModelSpec]:
                 MEDR1_REPO,
                 "medr1",
                 subfolder=folder,
-                note=_UNVERIFIED,
+                note=_UNVERIFIED + _MEDR1_PROMPT,
+                prompt="medr1-train",
             )
         )
     for folder, what in (
@@ -122,7 +135,8 @@ def builtin_models() -> list[ModelSpec]:
                 "medr1",
                 subfolder=f"Qwen_2.5_3B_nothink/{folder}",
                 prompt_style="no_think",
-                note=_UNVERIFIED + " Trained without reasoning: it answers with the answer block only.",
+                note=_UNVERIFIED + " Trained without reasoning: it answers with the answer block only." + _MEDR1_PROMPT,
+                prompt="medr1-train",
             )
         )
     return specs
@@ -171,25 +185,18 @@ def tiny_spec(path: str | Path) -> ModelSpec:
     )
 
 
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
-
-
 def spec_for_path(path: str | Path, key: str | None = None) -> ModelSpec:
     """Describe a local checkpoint or LoRA adapter directory (an output dir of ``medr1-train``).
 
     An adapter directory holds ``adapter_config.json`` (naming its base model) and, from medr1's
-    trainers, ``medr1_card.json`` with the prompt style it was trained with.
+    trainers, ``medr1_card.json`` with the prompt (name and style) it was trained with.
     """
     path = Path(path).expanduser().resolve()
     if not path.is_dir():
         raise ModelLoadError(f"{path} is not a folder: pass a checkpoint or adapter directory with --model PATH.")
-    card = _read_json(path / "medr1_card.json")
-    style = (card.get("data_config") or {}).get("prompt_style") or "think"
-    style = style if style in ("think", "no_think") else "think"
+    card = read_model_card(path)
+    prompt, style = trained_prompt(path)
+    prompt, style = prompt or DEFAULT_PROMPT, style or "think"
     tiny = is_tiny_random(path) or bool(card.get("tiny_random_base"))
     if (path / "adapter_config.json").is_file():
         base = adapter_base(path) or card.get("base_model")
@@ -204,6 +211,7 @@ def spec_for_path(path: str | Path, key: str | None = None) -> ModelSpec:
             prompt_style=style,
             note=f"LoRA adapter at {path}, base model {base}.",
             tiny=tiny,
+            prompt=prompt,
         )
     if not (path / "config.json").is_file():
         raise ModelLoadError(
@@ -217,6 +225,7 @@ def spec_for_path(path: str | Path, key: str | None = None) -> ModelSpec:
         prompt_style=style,
         note=f"Loaded from {path}.",
         tiny=tiny,
+        prompt=prompt,
     )
 
 
@@ -245,7 +254,8 @@ def spec_from_argument(value: str, cache_dir: str | Path | None = None) -> Model
         "medr1" if repo == MEDR1_REPO else "base",
         subfolder=folder or None,
         prompt_style="no_think" if "nothink" in folder.lower() else "think",
-        note=_UNVERIFIED if repo == MEDR1_REPO else "",
+        note=_UNVERIFIED + _MEDR1_PROMPT if repo == MEDR1_REPO else "",
+        prompt="medr1-train" if repo == MEDR1_REPO else DEFAULT_PROMPT,
     )
 
 

@@ -31,7 +31,7 @@ from .conversation import Conversation, Turn
 from .export import AskRecord, record_dict
 from .generation import GenerationSettings, StreamFn, stream_text
 from .gpu import gpu_task
-from .models import ModelManager, ModelRegistry, builtin_models, spec_from_argument
+from .models import ModelManager, ModelRegistry, ModelSpec, builtin_models, spec_from_argument
 from .viewer import view_record
 
 # Settings a caller may give besides the generation settings: which model, and how the picture is shown.
@@ -39,13 +39,12 @@ PICTURE_KEYS = ("frame", "window")
 SETTING_KEYS = tuple(f.name for f in fields(GenerationSettings)) + PICTURE_KEYS + ("model",)
 
 
-def _settings(settings: dict[str, Any] | None) -> tuple[GenerationSettings, dict[str, Any]]:
-    given = dict(settings or {})
-    unknown = sorted(set(given) - set(SETTING_KEYS))
-    if unknown:
-        raise ValueError(f"Unknown setting(s) {', '.join(unknown)}: use {', '.join(SETTING_KEYS)}.")
-    generation = {k: v for k, v in given.items() if k in {f.name for f in fields(GenerationSettings)}}
-    return GenerationSettings(**generation).validated(), given
+def _settings(settings: dict[str, Any] | None, spec: ModelSpec) -> GenerationSettings:
+    """The generation settings asked for; prompt and style default to those the checkpoint was trained with."""
+    given = {k: v for k, v in (settings or {}).items() if k in {f.name for f in fields(GenerationSettings)}}
+    given.setdefault("prompt", spec.prompt)
+    given.setdefault("prompt_style", spec.prompt_style)
+    return GenerationSettings(**given).validated()
 
 
 def predict(
@@ -62,12 +61,16 @@ def predict(
     """Answer ``question`` about ``image`` (a DICOM or standard image file, or its bytes); return the record.
 
     ``options``: 2 to 6 option texts, or none for a free-text question. ``settings``: any of
-    temperature, top_p, max_new_tokens, prompt_style, seed, samples (self-consistency), frame and window
+    temperature, top_p, max_new_tokens, prompt_style, prompt (a name in ``train.protocol.PROMPTS``; default:
+    the one the checkpoint was trained with), seed, samples (self-consistency), frame and window
     (a preset name or "CENTRE,WIDTH") and model (a registry key, a folder, or owner/repo[:folder]).
     Raises ``ValueError`` (including the imaging errors) for bad input and ``ModelLoadError`` when the
     model cannot be loaded, with messages fit to show.
     """
-    generation, given = _settings(settings)
+    given = dict(settings or {})
+    unknown = sorted(set(given) - set(SETTING_KEYS))
+    if unknown:
+        raise ValueError(f"Unknown setting(s) {', '.join(unknown)}: use {', '.join(SETTING_KEYS)}.")
     model = given.get("model") or model or "qwen2-vl-2b"
     if manager is None:
         manager = ModelManager(ModelRegistry(builtin_models()))
@@ -75,13 +78,14 @@ def predict(
         key = manager.registry.get(model).key
     except Exception:  # not a registry key: a path, "tiny" or a hub id
         key = manager.registry.add(spec_from_argument(model)).key
+    generation = _settings(given, manager.registry.get(key))
     loaded = manager.get(key)
     study = open_study(image, name=name)
     frame = int(given.get("frame") or 0)
     window = parse_window(given.get("window"))
     picture = model_picture(study, frame, window, loaded.bounds)
     options = [" ".join(str(o).split()) for o in options or []] or None
-    prompt = build_prompt(question or "", options, generation.prompt_style)
+    prompt = build_prompt(question or "", options, generation.prompt_style, generation.prompt)
     conversation = Conversation(picture, view_record(study, frame, window, picture), dict(study.metadata), key)
     turn = Turn(" ".join((question or "").split()), tuple(options or ()), prompt, generation)
     conversation.turns.append(turn)
@@ -97,8 +101,9 @@ def add_predict_endpoint(ctx: AppContext) -> None:
     def run(image: FileData, question: str, options: list[str] | None = None, settings: dict | None = None) -> dict:
         """Answer a question about an image (DICOM, PNG or JPEG) in one call; returns the answer record.
 
-        settings: temperature, top_p, max_new_tokens, prompt_style ("think" or "no_think"), seed, samples,
-        frame, window (a preset name or "CENTRE,WIDTH") and model (a key of the app's model menu).
+        settings: temperature, top_p, max_new_tokens, prompt_style ("think" or "no_think"), prompt (medr1,
+        medr1-train, medr1-eval, think-after), seed, samples, frame, window (a preset name or
+        "CENTRE,WIDTH") and model (a key of the app's model menu).
         """
         path = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
         if not path:

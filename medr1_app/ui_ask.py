@@ -14,13 +14,12 @@ the same session, and ``/follow_up`` (undocumented) asks the next question of th
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 import gradio as gr
 
-from train.protocol import LETTERS, MAX_OPTIONS, MIN_OPTIONS, PROMPT_STYLES
+from train.protocol import LETTERS, MAX_OPTIONS, MIN_OPTIONS, PROMPT_STYLES, PROMPTS
 
 from . import render
+from .ask_components import AskTab
 from .ask_controller import FREE_TEXT, NO_IMAGE, AskController
 from .context import AppContext
 from .examples import build_gallery
@@ -46,54 +45,6 @@ document.addEventListener("keydown", (event) => {
 });
 </script>
 """
-
-
-@dataclass(eq=False)
-class AskTab:
-    """The Ask tab's components (handlers return ``{component: value}`` dicts keyed by these)."""
-
-    study: gr.State
-    conversation: gr.State
-    banner: gr.HTML
-    upload: gr.File
-    upload_status: gr.HTML
-    viewer: gr.Image
-    viewer_info: gr.Markdown
-    window: gr.Dropdown
-    center: gr.Slider
-    width: gr.Slider
-    frame: gr.Slider
-    metadata: gr.Markdown
-    examples_section: gr.Accordion
-    gallery: gr.Gallery
-    question: gr.Textbox
-    option_count: gr.Dropdown
-    option_boxes: list[gr.Textbox]
-    ask_button: gr.Button
-    stop_button: gr.Button
-    ask_status: gr.HTML
-    answer: gr.HTML
-    sample_picker: gr.Radio
-    rationale: gr.Textbox
-    conversation_view: gr.Chatbot
-    followup_group: gr.Group
-    followup: gr.Textbox
-    followup_options: gr.Textbox
-    followup_button: gr.Button
-    samples_view: gr.HTML
-    model_section: gr.Accordion
-    model: gr.Dropdown
-    model_status: gr.HTML
-    temperature: gr.Slider
-    top_p: gr.Slider
-    max_new_tokens: gr.Slider
-    style: gr.Radio
-    seed: gr.Number
-    samples: gr.Slider
-    downloads_section: gr.Accordion
-    downloads: gr.File
-    result: gr.JSON
-    controller: AskController | None = field(default=None)
 
 
 def build_ask_tab(ctx: AppContext) -> AskTab:
@@ -232,7 +183,16 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
                 max_new_tokens = gr.Slider(
                     16, MAX_NEW_TOKENS, value=defaults.max_new_tokens, step=16, label="Max new tokens"
                 )
-                style = gr.Radio(STYLE_CHOICES, value=defaults.prompt_style, label="Prompt")
+                spec = controller.spec(ctx.default_model)
+                style = gr.Radio(
+                    STYLE_CHOICES, value=spec.prompt_style if spec else defaults.prompt_style, label="Prompt"
+                )
+                prompt = gr.Dropdown(
+                    [(f"{p.name}: {p.description}", p.name) for p in PROMPTS.values()],
+                    value=spec.prompt if spec else defaults.prompt,
+                    label="Prompt text (default: the one this model was trained with)",
+                    elem_id="medr1-prompt",
+                )
                 seed = gr.Number(value=defaults.seed, precision=0, label="Seed")
                 samples = gr.Slider(
                     1, MAX_SAMPLES, value=defaults.samples, step=1, elem_id="medr1-samples-count",
@@ -252,7 +212,7 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
         metadata, examples_section, gallery, question, option_count, option_boxes, ask_button, stop_button,
         ask_status, answer_view, sample_picker, rationale, conversation_view, followup_group, followup,
         followup_options, followup_button, samples_view, model_section, model, model_status, temperature, top_p,
-        max_new_tokens, style, seed, samples, downloads_section, downloads, result, controller,
+        max_new_tokens, style, prompt, seed, samples, downloads_section, downloads, result, controller,
     )  # fmt: skip
     controller.tab = tab
     _wire(ctx, tab, controller, refresh, (add_path, add_button) if ctx.allow_add_models else None)
@@ -296,7 +256,8 @@ def _wire(ctx: AppContext, tab: AskTab, controller: AskController, refresh: gr.B
         **light,
     )  # fmt: skip
     tab.model.input(
-        controller.on_model, view_inputs, [*model_parts, tab.viewer, tab.viewer_info, tab.upload_status, *answer_parts],
+        controller.on_model, view_inputs,
+        [*model_parts, tab.viewer, tab.viewer_info, tab.upload_status, tab.prompt, tab.style, *answer_parts],
         api_visibility="private", **light,
     )  # fmt: skip
     ctx.menus.refresh_after(refresh.click(None, None, None, api_visibility="private", queue=False))
@@ -306,7 +267,7 @@ def _wire(ctx: AppContext, tab: AskTab, controller: AskController, refresh: gr.B
             controller.add_model, [add_path], [tab.model, tab.model_status], api_visibility="private"
         ).then(
             controller.on_model, view_inputs, [*model_parts, tab.viewer, tab.viewer_info, tab.upload_status,
-                                               *answer_parts], api_visibility="private",
+                                               tab.prompt, tab.style, *answer_parts], api_visibility="private",
         )  # fmt: skip
         ctx.menus.refresh_after(added)
     tab.option_count.change(
@@ -324,7 +285,7 @@ def _wire(ctx: AppContext, tab: AskTab, controller: AskController, refresh: gr.B
     tab.sample_picker.input(
         controller.show_sample, [tab.conversation, tab.sample_picker], [tab.rationale], api_visibility="private"
     )
-    generation = [tab.temperature, tab.top_p, tab.max_new_tokens, tab.style, tab.seed, tab.samples]
+    generation = [tab.temperature, tab.top_p, tab.max_new_tokens, tab.style, tab.seed, tab.samples, tab.prompt]
     ask_inputs = [*view_inputs, tab.question, tab.option_count, *tab.option_boxes, *generation]
     # /ask's outputs keep their historical order for API callers (viewer, answer, rationale, samples,
     # downloads, status, banner, model status, result); the screen's other parts follow.

@@ -63,8 +63,9 @@ def build_evaluate_tab(ctx: AppContext, output_root: str | Path) -> dict[str, An
             samples = balanced_subset([s for s in loaded_data.samples if s.options], int(count))
             loaded = ctx.manager.get(model_key)
             progress(0, desc="Answering")
-            results = evaluate(
-                loaded.model, loaded.processor, samples, prompt_style=prompt_style, max_new_tokens=int(tokens),
+            results = evaluate(  # asked with the prompt text the checkpoint was trained with (its model card)
+                loaded.model, loaded.processor, samples, prompt_style=prompt_style, prompt=loaded.spec.prompt,
+                max_new_tokens=int(tokens),
                 batch_size=int(batch), results_path=folder / "results.jsonl",
                 progress=lambda done, total: progress(done / max(1, total), desc=f"{done} of {total} questions"),
             )  # fmt: skip

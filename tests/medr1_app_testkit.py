@@ -97,7 +97,22 @@ def follow_up_args(
     question: str, options: Sequence[str] = (), *, max_new_tokens: int = 32, samples: int = 1, seed: int = 0
 ) -> list[Any]:
     """Positional arguments of the (undocumented) ``/follow_up`` endpoint: the defaults of ``ask_args``."""
-    return [None, "default", 0, 1, 0, question, "\n".join(options), 0.0, 1.0, max_new_tokens, "think", seed, samples]
+    return [
+        None,
+        "default",
+        0,
+        1,
+        0,
+        question,
+        "\n".join(options),
+        0.0,
+        1.0,
+        max_new_tokens,
+        "think",
+        seed,
+        samples,
+        None,
+    ]
 
 
 # Indices of /ask's (and /follow_up's) outputs as clients see them: State outputs and layout blocks

@@ -156,3 +156,109 @@ def test_split_options_handles_commas_and_brackets_inside_options():
     assert options == ["Mammogram", "Positron emission tomography (PET)", "CT", "Fluoroscopy"]
     assert split_options("Is there a lesion? A)Yes, B)No") == ("Is there a lesion?", ["Yes", "No"])
     assert split_options("Grade? A)1, 2 or 3, B)4") == ("Grade?", ["1, 2 or 3", "4"])
+
+
+# ------------------------------------------------------------------------------ the prompt registry
+
+# Med-R1's own strings, copied here by hand from Yuxiang-Lai117/Med-R1 at commit
+# 88d76c73e7d21cd958a2b2dc32eca038be766f8f (the protocol, quoted with its source):
+MEDR1_TRAIN_THINK = (  # src/r1-v/src/open_r1/grpo_vqa.py, line 152
+    "{Question} Your task: 1. Think through the question step by step, enclose your reasoning process in "
+    "<think>...</think> tags. 2. Then provide the correct single-letter choice (A, B, C, D,...) inside "
+    "<answer>...</answer> tags. 3. No extra information or text outside of these tags."
+)
+MEDR1_TRAIN_NO_THINK = (  # src/r1-v/src/open_r1/grpo_vqa_nothink.py, line 151
+    "{Question} Your task: 1. Provide the correct single-letter choice (A, B, C, D,...) inside <answer>...</answer> "
+    "tags. 2. No extra information or text outside of this tag."
+)
+MEDR1_EVAL_THINK = (  # src/eval_vqa/test_qwen2vl_vqa.py, line 43 (test_qwen2_5vl_vqa.py, line 45)
+    "{Question} Think through the question step by step in <think>...</think> tags. Then provide the correct "
+    "single-letter choice (A, B, C, D,...) inside <answer>...</answer> tags."
+)
+MEDR1_EVAL_NO_THINK = (  # src/eval_vqa/test_qwen2vl_vqa_nothink.py, line 44 (test_qwen2_5vl_vqa_nothink.py, 45)
+    "{Question} Provide the correct single-letter choice (A, B, C, D,...) inside <answer>...</answer> tags."
+)
+
+
+def test_med_r1_prompts_are_byte_for_byte_its_own():
+    from train.protocol import PROMPTS
+
+    assert PROMPTS["medr1-train"].think.encode() == MEDR1_TRAIN_THINK.encode()
+    assert PROMPTS["medr1-train"].no_think.encode() == MEDR1_TRAIN_NO_THINK.encode()
+    assert PROMPTS["medr1-eval"].think.encode() == MEDR1_EVAL_THINK.encode()
+    assert PROMPTS["medr1-eval"].no_think.encode() == MEDR1_EVAL_NO_THINK.encode()
+    # Med-R1 fills {Question} with its record's "problem": the question, a space, then "A)x, B)y".
+    problem = "What imaging technique is employed for obtaining this image? A)Mammogram, B)PET, C)CT, D)Fluoroscopy"
+    asked = build_prompt(
+        "What imaging technique is employed for obtaining this image?", OPTIONS, "no_think", "medr1-eval"
+    )
+    assert asked == MEDR1_EVAL_NO_THINK.format(Question=problem)
+
+
+def test_medr1_prompt_is_unchanged():
+    """The tiny model's tokenizer corpus and the learning proof's measured numbers depend on these texts."""
+    from train.protocol import NO_THINK_TEMPLATE, PROMPTS, THINK_TEMPLATE
+
+    assert PROMPTS["medr1"].think == THINK_TEMPLATE == MEDR1_TRAIN_THINK
+    assert NO_THINK_TEMPLATE == (
+        "{Question} Your task: provide the correct single-letter choice (A, B, C, D,...) inside "
+        "<answer>...</answer> tags. No extra information or text outside of these tags."
+    )
+    assert PROMPTS["medr1"].no_think == NO_THINK_TEMPLATE
+    assert build_prompt("Which?", ["CT", "MRI"]) == build_prompt("Which?", ["CT", "MRI"], "think", "medr1")
+
+
+def test_every_prompt_asks_for_the_layout_its_parser_accepts():
+    from train.protocol import PROMPT_NAMES
+
+    for name in PROMPT_NAMES:
+        for style in ("think", "no_think"):
+            text = build_prompt("Which?", ["CT", "MRI"], style, name)
+            assert text.startswith("Which? A)CT, B)MRI ") and "<answer>...</answer>" in text
+            assert ("<think>...</think>" in text) == (style == "think"), (name, style)
+            completion = format_completion("Because.", "B", style, name)
+            parsed = parse_response(completion, ["CT", "MRI"], style, name)
+            assert (parsed.letter, parsed.well_formed, parsed.issues) == ("B", True, ()), (name, style)
+        free = build_prompt("What is shown?", None, "think", name)
+        assert "A)" not in free and "<answer>...</answer>" in free
+    with pytest.raises(ValueError, match=r"Unknown prompt 'med-r1': use one of medr1, medr1-train"):
+        build_prompt("Which?", ["CT", "MRI"], prompt="med-r1")
+
+
+def test_think_after_puts_the_answer_first_and_the_format_check_follows_it():
+    answer_first = "<answer>C</answer>\n<think>Axial slices with bone windows.</think>"
+    after = parse_response(answer_first, OPTIONS, prompt="think-after")
+    assert (after.letter, after.well_formed, after.rationale) == ("C", True, "Axial slices with bone windows.")
+    assert build_prompt("Which?", OPTIONS, prompt="think-after").index("<answer>") < build_prompt(
+        "Which?", OPTIONS, prompt="think-after"
+    ).index("<think>")
+    assert not parse_response(answer_first, OPTIONS).well_formed
+    assert "the layout is not <think>…</think><answer>…</answer>" in parse_response(answer_first, OPTIONS).issues
+    think_first = parse_response(f"{T}<answer>C</answer>", OPTIONS, prompt="think-after")
+    assert not think_first.well_formed and think_first.letter == "C"
+    assert "the layout is not <answer>…</answer><think>…</think>" in think_first.issues
+    streaming = parse_response("<answer>C</answer><think>Axial sl", OPTIONS, prompt="think-after")
+    assert (streaming.letter, streaming.complete, streaming.rationale) == ("C", True, "Axial sl")
+
+
+@pytest.mark.parametrize(
+    ("text", "issue"),
+    [
+        ("<think></think><answer>B</answer>", "the reasoning block is empty"),
+        ("<think> </think>\n<answer>B</answer>", "the reasoning block is empty"),
+        (f"{T}<answer> </answer>", "the answer block is empty"),
+        ("<think>x</think><think>y</think><answer>B</answer>", "there are 2 reasoning blocks"),
+    ],
+)
+def test_empty_and_repeated_blocks_are_named(text, issue):
+    parsed = parse_response(text, OPTIONS)
+    assert not parsed.well_formed
+    assert issue in parsed.issues
+    assert "the tags are not in lower case" not in parsed.issues
+
+
+def test_a_seventh_option_is_not_glued_onto_the_sixth():
+    six = "Which organ? A)Liver, B)Kidney, C)Heart, D)Lung, E)Brain, F)Spleen"
+    assert split_options(six)[1][-1] == "Spleen"
+    with pytest.raises(ValueError, match="more than 6 options"):
+        split_options(six + ", G)Bone")

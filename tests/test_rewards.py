@@ -48,6 +48,22 @@ def test_format_reward():
     assert format_reward(["<answer>C</answer>"], prompt_style=["no_think"]) == [1.0]
 
 
+def test_format_reward_follows_the_prompt_each_question_was_asked_with(synthetic_jsonl):
+    """Think-after asks for the answer first: that order earns the format reward under it, and only under it."""
+    from train.data import load_samples, to_hf_dataset
+
+    after = "<answer>C</answer><think>Axial slices of the chest.</think>"
+    names = ["think-after", "medr1", "think-after", None]
+    completions = [after, after, GOOD, GOOD]
+    assert format_reward(completions, prompt_style=["think"] * 4, prompt_name=names) == [1.0, 0.0, 0.0, 1.0]
+    gold = ["C"] * 4
+    assert accuracy_reward(completions, gold, options=[OPTIONS] * 4, prompt_name=names) == [1.0] * 4
+    samples = load_samples(synthetic_jsonl).samples[:2]
+    row = to_hf_dataset(samples, "think", prompt="think-after")[0]
+    assert row["prompt_name"] == "think-after" and "explain your reasoning" in row["prompt"][0]["content"]
+    assert to_hf_dataset(samples, "think")[0]["prompt_name"] == "medr1"
+
+
 @pytest.mark.parametrize(
     ("answer_block", "reward"),
     [

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Mapping
 
 COMMANDS = {
     "grpo": ("train.grpo", "GRPO fine-tuning (Med-R1), LoRA by default"),
@@ -12,23 +14,26 @@ COMMANDS = {
 }
 
 
-def usage() -> str:
-    lines = ["usage: medr1-train COMMAND [options]   (medr1-train COMMAND --help for the options)", "", "commands:"]
-    lines += [f"  {name:<15} {help_}" for name, (_, help_) in COMMANDS.items()]
+def usage(prog: str = "medr1-train", commands: Mapping[str, tuple[str, str]] = COMMANDS) -> str:
+    lines = [f"usage: {prog} COMMAND [options]   ({prog} COMMAND --help for the options)", "", "commands:"]
+    lines += [f"  {name:<15} {help_}" for name, (_, help_) in commands.items()]
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> None:
+def dispatch(prog: str, commands: Mapping[str, tuple[str, str]], argv: list[str] | None = None) -> None:
+    """Run ``commands[argv[0]]``'s module ``main`` with the rest of the arguments (modules imported on use)."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        print(usage())
+        print(usage(prog, commands))
         return
     command, rest = argv[0], argv[1:]
-    if command not in COMMANDS:
-        sys.exit(f"medr1-train: unknown command {command!r}.\n\n{usage()}")
-    import importlib
+    if command not in commands:
+        sys.exit(f"{prog}: unknown command {command!r}.\n\n{usage(prog, commands)}")
+    importlib.import_module(commands[command][0]).main(rest)
 
-    importlib.import_module(COMMANDS[command][0]).main(rest)
+
+def main(argv: list[str] | None = None) -> None:
+    dispatch("medr1-train", COMMANDS, argv)
 
 
 if __name__ == "__main__":

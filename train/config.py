@@ -20,6 +20,7 @@ import yaml
 from trl import GRPOConfig, ModelConfig
 
 from train.imaging.model_input import MEDR1_MAX_PIXELS, MEDR1_MIN_PIXELS, PixelBounds
+from train.protocol import PROMPT_NAMES, get_prompt
 
 # LoRA on the language model's attention and MLP projections; the vision tower stays frozen, as in
 # Med-R1. A regex, because Qwen2.5-VL's vision blocks also have modules named gate_proj/up_proj/down_proj.
@@ -56,7 +57,14 @@ class DataArguments:
         default="skip", metadata={"help": "'skip' (report and leave out) or 'raise' (stop at the first bad record)."}
     )
     prompt_style: str = field(
-        default="think", metadata={"help": "'think' (Med-R1's prompt) or 'no_think'; medr1-eval also takes 'both'."}
+        default="think", metadata={"help": "'think' (reason, then answer) or 'no_think'; medr1-eval also takes 'both'."}
+    )
+    prompt: str | None = field(
+        default=None,
+        metadata={
+            "help": f"Which prompt text: {', '.join(PROMPT_NAMES)} (see docs/training.md). Default: medr1 for "
+            "training; for medr1-eval, the prompt each checkpoint was trained with (its medr1_card.json), else medr1."
+        },
     )
     image_size: int | None = field(
         default=None, metadata={"help": "Resize images to a square of this side first (Med-R1 used 384)."}
@@ -73,6 +81,10 @@ class DataArguments:
             "CENTRE,WIDTH; default: the file's own window, else the modality's."
         },
     )
+
+    def __post_init__(self) -> None:
+        if self.prompt is not None:
+            self.prompt = get_prompt(self.prompt).name
 
     @property
     def pixel_bounds(self) -> PixelBounds:

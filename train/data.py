@@ -10,8 +10,14 @@ Pictures are read through :func:`train.imaging.model_picture` (PNG, JPEG... and 
 the record's frame and window), the function the app's viewer uses, so training and evaluation see the
 pixels a clinician sees.
 
+Med-R1's split files carry no labels: :func:`labels_from_path` reads the modality or question type from
+their published names (``CT(Computed Tomography)_test.json``, ``Other Biological Attributes_train.json``),
+and a question found in several files (Med-R1 lists each twice, by modality and by question type) is
+kept once with both labels, so a whole ``Splits/`` folder is one dataset.
+
 Splits follow the paper (train on one modality or question type, test on all) but keep every image on
-one side: Med-R1's published splits share images between train and test, which inflates test scores.
+one side: Med-R1's published splits share images between train and test, which inflates test scores
+(``medr1-data audit`` measures by how much).
 """
 
 from __future__ import annotations
@@ -21,8 +27,8 @@ import json
 import logging
 import re
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +42,7 @@ from train.protocol import (
     MIN_OPTIONS,
     build_prompt,
     format_completion,
+    get_prompt,
     parse_response,
     split_options,
 )
@@ -328,6 +335,62 @@ def _name_in_path(path: Path, names: Sequence[str]) -> str | None:
     return None
 
 
+# A split side at the end of a file name (Med-R1's "CT(Computed Tomography)_test"), and the folders that say
+# which of the two a file name is (Med-R1's Splits/modality/..., Splits/question_type/..., prompts/q_type/...).
+_SIDE_SUFFIX = re.compile(r"(?:^|[\s_\-]+)(?:train|test|val|validation)$", re.I)
+_AXIS_FOLDERS = {
+    "modality": "modality",
+    "modalities": "modality",
+    "questiontype": "question_type",
+    "qtype": "question_type",
+}
+
+
+def split_side(path: str | Path) -> str | None:
+    """'train' or 'test' when the file's name or one of its folders says so (``X_test.json``, ``train/X.json``)."""
+    path = Path(path)
+    match = re.search(r"(?:^|[\s_\-])(train|test)$", path.stem, re.I)
+    if match:
+        return match.group(1).lower()
+    for part in reversed(path.parent.parts):
+        if part.casefold() in ("train", "test"):
+            return part.casefold()
+    return None
+
+
+def labels_from_path(path: str | Path) -> tuple[str | None, str | None]:
+    """(modality, question type) that a dataset file's path names, for records that carry neither.
+
+    The file name is read through the same normalisation as a record's field, so Med-R1's published names
+    work as they are: ``CT(Computed Tomography)_test.json`` is CT, ``MR (Mag-netic Resonance
+    Imaging)_train.json`` MRI, ``OCT (Optical Coherence Tomography_test.json`` OCT, ``Other Biological
+    Attributes_test.json`` Biological Attribute Analysis. A ``modality/`` or ``question_type/`` folder above
+    the file says which of the two its name is; without one, a name that could be either (``MR``: MRI or
+    Modality Recognition) labels nothing. ``unknown_train.json`` stays unlabelled (counted as unknown).
+    Folders above the file count only when they are a name exactly (``CT/``, ``Lesion_Grading/``).
+    """
+    path = Path(path)
+
+    def plain(text: str) -> str:
+        return re.sub(r"[\s_\-]+", "", text.casefold())
+
+    axis = next((_AXIS_FOLDERS[plain(p)] for p in reversed(path.parent.parts) if plain(p) in _AXIS_FOLDERS), None)
+    name = _SIDE_SUFFIX.sub("", path.stem).strip()
+    modality = question_type = None
+    if name:
+        modality = normalise_modality(name) if axis != "question_type" else None
+        question_type = normalise_question_type(name) if axis != "modality" else None
+        modality = modality if modality in MODALITIES else None
+        question_type = question_type if question_type in QUESTION_TYPES else None
+        if modality and question_type:
+            modality = question_type = None
+    folders = path.parent
+    return (
+        modality or _name_in_path(folders, MODALITIES),
+        question_type or _name_in_path(folders, QUESTION_TYPES),
+    )
+
+
 def load_samples(
     path: str | Path,
     image_root: str | Path | None = None,
@@ -343,14 +406,50 @@ def load_samples(
 
     ``image_root`` is where relative image paths start (default: the file's folder). ``modality`` and
     ``question_type`` fill records that lack them (Med-R1's split files carry neither; when not given
-    they are read from the file's path, e.g. ``Splits/modality/train/CT.json``). ``frame`` and
-    ``window`` are the dataset-level defaults for records that name no ``frame``/``window`` of their own
-    (a window is a preset name, ``"CENTRE,WIDTH"``, ``[centre, width]`` or ``{"center": C, "width": W}``).
+    they are read from the file's path by :func:`labels_from_path`, e.g.
+    ``Splits/modality/train/CT(Computed Tomography)_train.json``). ``frame`` and ``window`` are the
+    dataset-level defaults for records that name no ``frame``/``window`` of their own (a window is a preset
+    name, ``"CENTRE,WIDTH"``, ``[centre, width]`` or ``{"center": C, "width": W}``).
+    """
+    if on_error not in ("skip", "raise"):
+        raise ValueError("on_error must be 'skip' or 'raise'.")
+    path = Path(path)
+    result = LoadResult()
+    total = 0
+    for _, _, item in iter_records(path, image_root, fmt, modality, question_type, check_images, frame, window):
+        total += 1
+        if isinstance(item, Sample):
+            result.samples.append(item)
+            continue
+        if on_error == "raise":
+            raise DataError(f"{item}. Fix the record, or pass on_error='skip' to leave it out.")
+        result.problems.append(item)
+    if result.problems:
+        logger.warning("%s: %d of %d records skipped:", path, len(result.problems), total)
+        for problem in result.problems[:20]:
+            logger.warning("  %s", problem)
+        if len(result.problems) > 20:
+            logger.warning("  ... and %d more", len(result.problems) - 20)
+    return result
+
+
+def iter_records(
+    path: str | Path,
+    image_root: str | Path | None = None,
+    fmt: str = "auto",
+    modality: str | None = None,
+    question_type: str | None = None,
+    check_images: bool = True,
+    frame: int = 0,
+    window: object = None,
+) -> Iterator[tuple[int, dict[str, Any], Sample | RecordProblem]]:
+    """Each record of a file as (index, the record as written, its :class:`Sample` or why it is unusable).
+
+    What :func:`load_samples` is made of, for tools that need the records themselves (``medr1-data audit
+    --resplit`` writes them back unchanged).
     """
     if fmt not in FORMATS:
         raise ValueError(f"Unknown dataset format {fmt!r}: use one of {', '.join(FORMATS)}.")
-    if on_error not in ("skip", "raise"):
-        raise ValueError("on_error must be 'skip' or 'raise'.")
     path = Path(path)
     if not path.is_file():
         raise DataError(f"Dataset file not found: {path}.")
@@ -360,14 +459,18 @@ def load_samples(
         raise DataError(f"{path}: the file holds no records.")
     detected = detect_format(records[0]) if fmt == "auto" else fmt
     convert, known, id_field = _CONVERTERS[detected]
-    path_modality = _name_in_path(path, MODALITIES)
-    path_question_type = _name_in_path(path, QUESTION_TYPES)
+    path_modality, path_question_type = labels_from_path(path)
 
-    result = LoadResult()
     for index, record in enumerate(records):
         record_id = str(record.get(id_field, index))
         try:
             unknown = sorted(set(record) - known)
+            extra_options = [k for k in unknown if re.fullmatch(r"option_[G-Z]", k)]
+            if extra_options:
+                raise ValueError(
+                    f"{MAX_OPTIONS + len(extra_options)} options ({', '.join(extra_options)} after option_F): "
+                    f"medr1 handles {MAX_OPTIONS} at most (letters A to F)"
+                )
             if unknown:
                 raise ValueError(f"unknown field(s) {unknown}; known fields are {sorted(known)}")
             fields = convert(record)
@@ -378,37 +481,23 @@ def load_samples(
             picture_frame = _frame(record.get("frame", frame))
             picture_window = window_text(parse_window(record.get("window", window)))
         except KeyError as exc:
-            problem = RecordProblem(str(path), record_id, f"missing field {exc.args[0]!r}")
+            yield index, record, RecordProblem(str(path), record_id, f"missing field {exc.args[0]!r}")
         except ValueError as exc:
-            problem = RecordProblem(str(path), record_id, str(exc))
+            yield index, record, RecordProblem(str(path), record_id, str(exc))
         else:
-            result.samples.append(
-                Sample(
-                    id=record_id,
-                    image=str(image),
-                    question=" ".join(fields["question"].split()),
-                    options=fields["options"],
-                    answer=fields["answer"],
-                    modality=normalise_modality(fields["modality"] or modality or path_modality),
-                    question_type=normalise_question_type(
-                        fields["question_type"] or question_type or path_question_type
-                    ),
-                    source=str(path),
-                    frame=picture_frame,
-                    window=picture_window,
-                )
+            sample = Sample(
+                id=record_id,
+                image=str(image),
+                question=" ".join(fields["question"].split()),
+                options=fields["options"],
+                answer=fields["answer"],
+                modality=normalise_modality(fields["modality"] or modality or path_modality),
+                question_type=normalise_question_type(fields["question_type"] or question_type or path_question_type),
+                source=str(path),
+                frame=picture_frame,
+                window=picture_window,
             )
-            continue
-        if on_error == "raise":
-            raise DataError(f"{problem}. Fix the record, or pass on_error='skip' to leave it out.")
-        result.problems.append(problem)
-    if result.problems:
-        logger.warning("%s: %d of %d records skipped:", path, len(result.problems), len(records))
-        for problem in result.problems[:20]:
-            logger.warning("  %s", problem)
-        if len(result.problems) > 20:
-            logger.warning("  ... and %d more", len(result.problems) - 20)
-    return result
+            yield index, record, sample
 
 
 def _frame(value: object) -> int:
@@ -418,13 +507,47 @@ def _frame(value: object) -> int:
 
 
 def load_many(paths: Iterable[str | Path], **kwargs: Any) -> LoadResult:
-    """Load several files (e.g. a directory of OmniMedVQA QA files) into one result."""
+    """Load several files (e.g. a directory of OmniMedVQA QA files) into one result.
+
+    A question found in several files is kept once, with every label the files give it (see
+    :func:`merge_repeats`): Med-R1's ``Splits/`` holds each question twice, once under ``modality/`` and
+    once under ``question_type/``, so the whole tree loads as one set of questions that have both.
+    """
     total = LoadResult()
     for path in paths:
         part = load_samples(path, **kwargs)
         total.samples.extend(part.samples)
         total.problems.extend(part.problems)
+    total.samples = merge_repeats(total.samples)
     return total
+
+
+def merge_repeats(samples: Sequence[Sample]) -> list[Sample]:
+    """One sample per question asked in several files (same image, question, options and answer).
+
+    The first file's record is kept, with the modality or question type it lacks taken from the others.
+    Repeats within one file are left as they are (that file's own business).
+    """
+    kept: list[Sample] = []
+    first: dict[tuple, int] = {}
+    merged = 0
+    for sample in samples:
+        key = (sample.image, sample.question, tuple(sample.options), sample.answer, sample.frame, sample.window)
+        index = first.get(key)
+        if index is None or kept[index].source == sample.source:
+            first.setdefault(key, len(kept))
+            kept.append(sample)
+            continue
+        have = kept[index]
+        kept[index] = replace(
+            have,
+            modality=have.modality or sample.modality,
+            question_type=have.question_type or sample.question_type,
+        )
+        merged += 1
+    if merged:
+        logger.info("%d question(s) found in more than one file were kept once, with the labels of each.", merged)
+    return kept
 
 
 def dataset_files(path: str | Path) -> list[Path]:
@@ -478,9 +601,12 @@ def to_hf_dataset(
     prompt_style: str = "think",
     bounds: PixelBounds | None = None,
     with_targets: bool = False,
+    prompt: str | None = None,
 ):
     """A ``datasets.Dataset`` in TRL's VLM layout: conversational ``prompt`` plus an ``image`` column.
 
+    ``prompt`` names the instruction text (``train.protocol.PROMPTS``; default ``medr1``); it travels in the
+    ``prompt_name`` column so the rewards read each answer in the layout that text asked for.
     ``with_targets`` adds SFT's ``completion`` column: the well-formed answer block for the gold letter.
 
     Pictures are made lazily (on access, through :meth:`Sample.picture`: the file's frame in its window,
@@ -492,15 +618,18 @@ def to_hf_dataset(
     if not samples:
         raise DataError("No samples to train or evaluate on: check the dataset path and the filters.")
     columns = ("id", "image_path", "frame", "window", "question", "options", "answer", "modality", "question_type")
-    rows: dict[str, list] = {key: [] for key in (*columns, "prompt", "prompt_style")}
+    prompt = get_prompt(prompt).name
+    rows: dict[str, list] = {key: [] for key in (*columns, "prompt", "prompt_style", "prompt_name")}
     for s in samples:
         for key, value in asdict(s).items():
             if key == "image":
                 rows["image_path"].append(value)
             elif key in rows:
                 rows[key].append(value)
-        rows["prompt"].append([{"role": "user", "content": build_prompt(s.question, s.options, prompt_style)}])
+        text = build_prompt(s.question, s.options, prompt_style, prompt)
+        rows["prompt"].append([{"role": "user", "content": text}])
         rows["prompt_style"].append(prompt_style)
+        rows["prompt_name"].append(prompt)
         if with_targets:
             target = format_completion("", s.answer, style="no_think")
             rows.setdefault("completion", []).append([{"role": "assistant", "content": target}])

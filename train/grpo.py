@@ -85,11 +85,13 @@ def train(
             f"({', '.join(script_args.reward_funcs)})."
         )
     training_args.use_vllm = use_vllm(script_args.vllm)
-    # Reward functions need every column (answer, options, prompt_style...).
+    # Reward functions need every column (answer, options, prompt_style, prompt_name...).
     training_args.remove_unused_columns = False
 
     loaded, train_samples, _ = load_training_samples(script_args)
-    dataset = to_hf_dataset(train_samples, prompt_style=script_args.prompt_style, bounds=script_args.pixel_bounds)
+    dataset = to_hf_dataset(
+        train_samples, prompt_style=script_args.prompt_style, bounds=script_args.pixel_bounds, prompt=script_args.prompt
+    )
     name = model_args.model_name_or_path
     processor = load_processor(name, max_pixels=script_args.max_pixels, min_pixels=script_args.min_pixels)
     dtype = model_args.dtype if torch.cuda.is_available() else "float32"

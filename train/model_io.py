@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from train.imaging import MEDR1_MAX_PIXELS, PixelBounds
+from train.protocol import PROMPT_STYLES, PROMPTS
 
 logger = logging.getLogger(__name__)
 
@@ -154,6 +155,32 @@ def load_for_inference(name: str, adapter: str | None = None, dtype: str | None 
             raise ModelLoadError(f"Could not load LoRA adapter {adapter!r} onto {name!r}: {exc}") from exc
     device = device or ("cuda" if torch.cuda.is_available() else "cpu")
     return model.to(device).eval()
+
+
+MODEL_CARD = "medr1_card.json"
+
+
+def read_model_card(path: str | Path) -> dict[str, Any]:
+    """A medr1 checkpoint's ``medr1_card.json`` (written by ``train.prepare.write_model_card``); {} if none."""
+    try:
+        card = json.loads((Path(path) / MODEL_CARD).read_text())
+    except (OSError, ValueError):
+        return {}
+    return card if isinstance(card, dict) else {}
+
+
+def trained_prompt(path: str | Path) -> tuple[str | None, str | None]:
+    """(prompt name, prompt style) a medr1 checkpoint was trained with, from its card; None where unknown.
+
+    Cards written before prompts had names hold only ``data_config.prompt_style``: their text was medr1's.
+    """
+    card = read_model_card(path)
+    if not card:
+        return None, None
+    data = card.get("data_config") or {}
+    style = card.get("prompt_style") or data.get("prompt_style")
+    name = card.get("prompt") or data.get("prompt") or "medr1"
+    return (name if name in PROMPTS else None), (style if style in PROMPT_STYLES else None)
 
 
 def adapter_base(adapter_dir: str | Path) -> str | None:

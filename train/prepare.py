@@ -13,6 +13,8 @@ import torch
 
 from train.config import DataArguments, TrainingDataArguments
 from train.data import DataError, LoadResult, load_and_split, select
+from train.model_io import MODEL_CARD
+from train.protocol import get_prompt
 
 logger = logging.getLogger(__name__)
 
@@ -112,11 +114,16 @@ def write_model_card(
     tiny = Path(base).is_dir() and is_tiny_random(base)
     summary = loaded.summary()
     n_train = len(train_samples)
+    prompt = get_prompt(data_args.prompt).name
     card = {
         "kind": kind,
         "base_model": base,
         "adapter": bool(model_args.use_peft),
         "tiny_random_base": tiny,
+        # The prompt text it was trained with (train.protocol.PROMPTS) and the style: what the app and
+        # medr1-eval ask it with by default.
+        "prompt": prompt,
+        "prompt_style": data_args.prompt_style,
         "data": {
             "files": list(data_args.dataset_path),
             "train_questions": n_train,
@@ -131,7 +138,7 @@ def write_model_card(
         },
         "rewards": rewards,
         "reward_weights": getattr(training_args, "reward_weights", None),
-        "data_config": asdict(data_args),
+        "data_config": {**asdict(data_args), "prompt": prompt},
         "training_config": {
             k: getattr(training_args, k, None)
             for k in (
@@ -152,7 +159,7 @@ def write_model_card(
         "lora": {k: getattr(model_args, k) for k in ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")},
         "final_metrics": final_metrics or {},
     }
-    (output_dir / "medr1_card.json").write_text(json.dumps(card, indent=2, default=str))
+    (output_dir / MODEL_CARD).write_text(json.dumps(card, indent=2, default=str))
     warning = (
         "\n> **Tiny random base model: this checkpoint exists to test the pipeline; its answers are meaningless.**\n"
         if tiny
@@ -168,7 +175,7 @@ def write_model_card(
         f"- Data: {', '.join(map(str, data_args.dataset_path))}: {n_train} training questions; "
         f"modalities {summary['modalities']}; question types {summary['question_types']}\n"
         f"{rewards_line}"
-        f"- Prompt: {data_args.prompt_style}; images max_pixels={data_args.max_pixels}, "
+        f"- Prompt: {prompt} ({data_args.prompt_style}); images max_pixels={data_args.max_pixels}, "
         f"min_pixels={data_args.min_pixels}, image_size={data_args.image_size}; DICOM default frame "
         f"{data_args.frame}, window {data_args.window or 'from the file'}\n"
         f"- Full configuration: `medr1_card.json`\n\n"

@@ -22,6 +22,14 @@ Parsing rules (each one is covered by ``tests/test_protocol.py``):
   blocks that disagree. Several blocks that agree give that letter but are not well formed.
 * No ``<answer>`` tag at all (including a stream cut before it) yields no letter: we never guess an
   answer from the rationale.
+* The order of the blocks follows the prompt that was asked (:data:`PROMPTS`): ``think-after`` asks for
+  the answer first and the reasoning after it, and only that order is well formed under it.
+
+Prompts (:data:`PROMPTS`, picked by name with ``--prompt``): ``medr1`` is this kit's text (its think
+template is Med-R1's training text); ``medr1-train`` and ``medr1-eval`` are the texts Med-R1 trained and
+scored with, verbatim; ``think-after`` is the paper's answer-first variant, whose exact text is not
+published (see :data:`THINK_AFTER_TEMPLATE`). ``style`` (think / no_think) says whether reasoning is asked
+for at all and is what the parser expects; the prompt name says in which words.
 """
 
 from __future__ import annotations
@@ -55,6 +63,119 @@ FREE_NO_THINK_TEMPLATE = (
 
 PROMPT_STYLES = ("think", "no_think")
 
+# Med-R1's own texts, verbatim (Yuxiang-Lai117/Med-R1 at commit 88d76c73e7d21cd958a2b2dc32eca038be766f8f).
+# Training (GRPO): src/r1-v/src/open_r1/grpo_vqa.py line 152 (think; equal to THINK_TEMPLATE above) and
+# src/r1-v/src/open_r1/grpo_vqa_nothink.py line 151 (no-think).
+MEDR1_TRAIN_THINK_TEMPLATE = THINK_TEMPLATE
+MEDR1_TRAIN_NO_THINK_TEMPLATE = (
+    "{Question} Your task: 1. Provide the correct single-letter choice (A, B, C, D,...) inside <answer>...</answer> "
+    "tags. 2. No extra information or text outside of this tag."
+)
+# Evaluation: src/eval_vqa/test_qwen2vl_vqa.py line 43 (think; test_qwen2_5vl_vqa.py line 45 is the same) and
+# src/eval_vqa/test_qwen2vl_vqa_nothink.py line 44 (no-think; test_qwen2_5vl_vqa_nothink.py line 45 the same).
+MEDR1_EVAL_THINK_TEMPLATE = (
+    "{Question} Think through the question step by step in <think>...</think> tags. Then provide the correct "
+    "single-letter choice (A, B, C, D,...) inside <answer>...</answer> tags."
+)
+MEDR1_EVAL_NO_THINK_TEMPLATE = (
+    "{Question} Provide the correct single-letter choice (A, B, C, D,...) inside <answer>...</answer> tags."
+)
+# Think-After (arXiv:2503.13939 v5, whose abstract names the variant and credits the reasoning's position; a
+# third-party summary, papers.lunadong.com/paper/11299, describes it as the answer first, then the
+# explanation). The paper's prompt text could not be found (neither the repository above nor the pages
+# reachable when this was written hold it), so this text is medr1's own: Med-R1's training template with the
+# two steps swapped. Results made with it are not the paper's Think-After numbers.
+THINK_AFTER_TEMPLATE = (
+    "{Question} Your task: 1. Provide the correct single-letter choice (A, B, C, D,...) inside <answer>...</answer> "
+    "tags. 2. Then explain your reasoning step by step, enclosed in <think>...</think> tags. 3. No extra information "
+    "or text outside of these tags."
+)
+FREE_THINK_AFTER_TEMPLATE = (
+    "{Question} Your task: 1. Give a short final answer inside <answer>...</answer> tags. 2. Then explain your "
+    "reasoning step by step, enclosed in <think>...</think> tags. 3. No extra information or text outside of these "
+    "tags."
+)
+
+
+@dataclass(frozen=True)
+class Prompt:
+    """One named way of asking: the instruction for each style, and the order of the blocks it asks for.
+
+    Med-R1 has no prompt for questions without options; its entries use medr1's free-text texts for them.
+    """
+
+    name: str
+    description: str
+    source: str
+    think: str
+    no_think: str
+    free_think: str = FREE_THINK_TEMPLATE
+    free_no_think: str = FREE_NO_THINK_TEMPLATE
+    answer_first: bool = False
+    """True when the reasoning is asked for after the answer (``<answer>…</answer><think>…</think>``)."""
+
+    def template(self, style: str, with_options: bool = True) -> str:
+        if style not in PROMPT_STYLES:
+            raise ValueError(f"Unknown prompt style {style!r}: use one of {', '.join(PROMPT_STYLES)}.")
+        if with_options:
+            return self.think if style == "think" else self.no_think
+        return self.free_think if style == "think" else self.free_no_think
+
+    def layout(self, style: str) -> str:
+        """The well-formed layout in words, for messages."""
+        if style != "think":
+            return "<answer>…</answer>"
+        return "<answer>…</answer><think>…</think>" if self.answer_first else "<think>…</think><answer>…</answer>"
+
+
+DEFAULT_PROMPT = "medr1"
+PROMPTS: dict[str, Prompt] = {
+    p.name: p
+    for p in (
+        Prompt(
+            "medr1",
+            "medr1's prompt (think: Med-R1's training text; no-think: medr1's own wording)",
+            "medr1",
+            THINK_TEMPLATE,
+            NO_THINK_TEMPLATE,
+        ),
+        Prompt(
+            "medr1-train",
+            "Med-R1's training prompt, verbatim (what its released checkpoints were trained with)",
+            "Yuxiang-Lai117/Med-R1 src/r1-v/src/open_r1/grpo_vqa.py:152, grpo_vqa_nothink.py:151",
+            MEDR1_TRAIN_THINK_TEMPLATE,
+            MEDR1_TRAIN_NO_THINK_TEMPLATE,
+        ),
+        Prompt(
+            "medr1-eval",
+            "Med-R1's evaluation prompt, verbatim (what its published accuracies were scored with)",
+            "Yuxiang-Lai117/Med-R1 src/eval_vqa/test_qwen2vl_vqa.py:43, test_qwen2vl_vqa_nothink.py:44",
+            MEDR1_EVAL_THINK_TEMPLATE,
+            MEDR1_EVAL_NO_THINK_TEMPLATE,
+        ),
+        Prompt(
+            "think-after",
+            "answer first, then the reasoning (the paper's Think-After layout; medr1's wording, the paper's text "
+            "is not published)",
+            "medr1 (layout from arXiv:2503.13939 v5)",
+            THINK_AFTER_TEMPLATE,
+            MEDR1_TRAIN_NO_THINK_TEMPLATE,
+            free_think=FREE_THINK_AFTER_TEMPLATE,
+            answer_first=True,
+        ),
+    )
+}
+PROMPT_NAMES = tuple(PROMPTS)
+
+
+def get_prompt(name: str | None = None) -> Prompt:
+    """The registered prompt called ``name`` (None: the default, ``medr1``)."""
+    name = DEFAULT_PROMPT if name is None else str(name).strip()
+    if name not in PROMPTS:
+        hint = f" ({name} is a prompt style: --prompt_style {name})" if name in PROMPT_STYLES else ""
+        raise ValueError(f"Unknown prompt {name!r}: use one of {', '.join(PROMPT_NAMES)}{hint}.")
+    return PROMPTS[name]
+
 
 def format_question(question: str, options: Sequence[str] | None = None) -> str:
     """Lay out a question and its options the way Med-R1's data does: ``Q? A)x, B)y, C)z``."""
@@ -73,14 +194,11 @@ def format_question(question: str, options: Sequence[str] | None = None) -> str:
     return question + " " + ", ".join(f"{letter}){text}" for letter, text in zip(LETTERS, options, strict=False))
 
 
-def build_prompt(question: str, options: Sequence[str] | None = None, style: str = "think") -> str:
-    """The full instruction for one question: Med-R1's template around the formatted question."""
-    if style not in PROMPT_STYLES:
-        raise ValueError(f"Unknown prompt style {style!r}: use one of {', '.join(PROMPT_STYLES)}.")
-    if options:
-        template = THINK_TEMPLATE if style == "think" else NO_THINK_TEMPLATE
-    else:
-        template = FREE_THINK_TEMPLATE if style == "think" else FREE_NO_THINK_TEMPLATE
+def build_prompt(
+    question: str, options: Sequence[str] | None = None, style: str = "think", prompt: str | None = None
+) -> str:
+    """The full instruction for one question: the named prompt's template around the formatted question."""
+    template = get_prompt(prompt).template(style, with_options=bool(options))
     return template.format(Question=format_question(question, options))
 
 
@@ -111,10 +229,13 @@ def build_conversation(prompts: Sequence[str], responses: Sequence[str], with_im
     return messages
 
 
-def format_completion(rationale: str, letter: str, style: str = "think") -> str:
+def format_completion(rationale: str, letter: str, style: str = "think", prompt: str | None = None) -> str:
     """A well-formed model response, e.g. for SFT targets; the inverse of :func:`parse_response`."""
     answer = f"<answer>{letter}</answer>"
-    return answer if style == "no_think" else f"<think>{rationale}</think>\n{answer}"
+    if style == "no_think":
+        return answer
+    think = f"<think>{rationale}</think>"
+    return f"{answer}\n{think}" if get_prompt(prompt).answer_first else f"{think}\n{answer}"
 
 
 def split_options(problem: str) -> tuple[str, list[str]]:
@@ -139,6 +260,9 @@ def split_options(problem: str) -> tuple[str, list[str]]:
         bounds.append(cursor + found.start())
         bounds.append(cursor + found.end())
         cursor += found.end()
+    if len(bounds) == 2 * len(LETTERS) - 1 and re.search(r",\s*G\)", problem[cursor:]):
+        # A seventh option would otherwise be glued onto F ("F)Spleen, G)Bone" read as F = "Spleen, G)Bone").
+        raise ValueError(f"more than {MAX_OPTIONS} options (A to F, then G): medr1 handles {MAX_OPTIONS} at most")
     bounds.append(len(problem))
     options = [problem[bounds[i] : bounds[i + 1]].strip() for i in range(0, len(bounds), 2)]
     return question, options
@@ -168,6 +292,7 @@ _THINK_OPEN, _THINK_CLOSE = re.compile(r"<think>", re.I), re.compile(r"</think>"
 _ANSWER_BLOCK = re.compile(r"<answer>(.*?)</answer>", re.I | re.S)
 _ANSWER_OPEN = re.compile(r"<answer>", re.I)
 _STRICT_THINK = re.compile(r"\s*<think>(?P<think>.*?)</think>\s*<answer>(?P<answer>.*?)</answer>\s*", re.S)
+_STRICT_ANSWER_FIRST = re.compile(r"\s*<answer>(?P<answer>.*?)</answer>\s*<think>(?P<think>.*?)</think>\s*", re.S)
 _STRICT_NO_THINK = re.compile(r"\s*<answer>(?P<answer>.*?)</answer>\s*", re.S)
 _TAG = re.compile(r"</?(?:think|answer)>", re.I)
 _PREFIX = re.compile(r"^(?:the\s+)?(?:final\s+)?(?:correct\s+)?(?:answer|option|choice)\s*(?:is)?\s*[:\-]?\s*", re.I)
@@ -216,10 +341,24 @@ def _letter_from_answer(answer: str, options: Sequence[str] | None) -> tuple[str
     return None, None
 
 
-def parse_response(text: str, options: Sequence[str] | None = None, style: str = "think") -> ParsedResponse:
-    """Parse a (possibly partial, possibly messy) model response; see the module docstring for rules."""
+def _strict_pattern(style: str, prompt: Prompt) -> re.Pattern[str]:
+    if style != "think":
+        return _STRICT_NO_THINK
+    return _STRICT_ANSWER_FIRST if prompt.answer_first else _STRICT_THINK
+
+
+def parse_response(
+    text: str, options: Sequence[str] | None = None, style: str = "think", prompt: str | None = None
+) -> ParsedResponse:
+    """Parse a (possibly partial, possibly messy) model response; see the module docstring for rules.
+
+    ``prompt`` names the prompt that was asked (:data:`PROMPTS`): it decides the order of the blocks a
+    well-formed response has (``think-after``: the answer first).
+    """
     issues: list[str] = []
-    strict = (_STRICT_THINK if style == "think" else _STRICT_NO_THINK).fullmatch(text)
+    asked = get_prompt(prompt)
+    pattern = _strict_pattern(style, asked)
+    strict = pattern.fullmatch(text)
     well_formed = bool(
         strict
         and strict.group("answer").strip()
@@ -274,12 +413,18 @@ def parse_response(text: str, options: Sequence[str] | None = None, style: str =
             issues.append("there is text outside the tags")
     if style == "think" and think_open is None:
         issues.append("there is no <think> block")
-    if not well_formed and not issues:
-        relaxed = (_STRICT_THINK if style == "think" else _STRICT_NO_THINK).pattern
-        if re.fullmatch(relaxed, text, re.S | re.I):
+    if style == "think" and rationale == "" and _THINK_CLOSE.search(text):
+        issues.append("the reasoning block is empty")
+    thinks = len(_THINK_OPEN.findall(text))
+    if thinks > 1:
+        issues.append(f"there are {thinks} reasoning blocks")
+    if not well_formed:
+        in_layout = re.fullmatch(pattern.pattern, text, re.S | re.I) is not None
+        if in_layout and any(t != t.lower() for t in _TAG.findall(text)):
             issues.append("the tags are not in lower case")
-        else:
-            issues.append("the layout is not <think>…</think><answer>…</answer>")
+        structural = any(i.startswith("there ") or "not closed" in i for i in issues)
+        if (not in_layout and not structural) or not issues:
+            issues.append(f"the layout is not {asked.layout(style)}")
     return ParsedResponse(
         rationale=rationale,
         answer=answer,

@@ -63,6 +63,12 @@ def _prompt_style(kwargs: dict[str, Any], n: int) -> list[str]:
     return list(styles) if styles is not None else ["think"] * n
 
 
+def _prompt_name(kwargs: dict[str, Any], n: int) -> list[str | None]:
+    """The prompt each question was asked with (the dataset's ``prompt_name`` column; None: medr1)."""
+    names = kwargs.get("prompt_name")
+    return list(names) if names is not None else [None] * n
+
+
 def _options(kwargs: dict[str, Any], n: int) -> list[list[str] | None]:
     options = kwargs.get("options")
     return list(options) if options is not None else [None] * n
@@ -70,11 +76,16 @@ def _options(kwargs: dict[str, Any], n: int) -> list[list[str] | None]:
 
 @register_reward("format")
 def format_reward(completions: list[Any], **kwargs: Any) -> list[float]:
-    """1.0 for exactly ``<think>…</think><answer>…</answer>`` (answer block alone for no-think), else 0.0."""
+    """1.0 for exactly the layout the prompt asked for, else 0.0.
+
+    ``<think>…</think><answer>…</answer>``; the answer block alone for no-think; ``<answer>…</answer>
+    <think>…</think>`` under the ``think-after`` prompt (the column ``prompt_name`` says which was asked).
+    """
     styles = _prompt_style(kwargs, len(completions))
+    names = _prompt_name(kwargs, len(completions))
     return [
-        1.0 if parse_response(completion_text(c), style=s).well_formed else 0.0
-        for c, s in zip(completions, styles, strict=True)
+        1.0 if parse_response(completion_text(c), style=s, prompt=p).well_formed else 0.0
+        for c, s, p in zip(completions, styles, names, strict=True)
     ]
 
 
@@ -88,9 +99,10 @@ def accuracy_reward(completions: list[Any], answer: list[str], **kwargs: Any) ->
     """
     options = _options(kwargs, len(completions))
     styles = _prompt_style(kwargs, len(completions))
+    names = _prompt_name(kwargs, len(completions))
     rewards = []
-    for completion, gold, opts, style in zip(completions, answer, options, styles, strict=True):
-        parsed = parse_response(completion_text(completion), options=opts, style=style)
+    for completion, gold, opts, style, name in zip(completions, answer, options, styles, names, strict=True):
+        parsed = parse_response(completion_text(completion), options=opts, style=style, prompt=name)
         if opts:
             gold_letter = str(gold).strip().upper()
             if gold_letter not in LETTERS[: len(opts)]:

@@ -44,7 +44,13 @@ def train(
     training_args.dataset_kwargs = {"skip_prepare_dataset": True}
 
     loaded, train_samples, _ = load_training_samples(script_args)
-    dataset = to_hf_dataset(train_samples, prompt_style="no_think", bounds=script_args.pixel_bounds, with_targets=True)
+    dataset = to_hf_dataset(
+        train_samples,
+        prompt_style="no_think",
+        bounds=script_args.pixel_bounds,
+        with_targets=True,
+        prompt=script_args.prompt,
+    )
     name = model_args.model_name_or_path
     processor = load_processor(name, max_pixels=script_args.max_pixels, min_pixels=script_args.min_pixels)
     dtype = model_args.dtype if torch.cuda.is_available() else "float32"

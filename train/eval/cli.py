@@ -54,6 +54,8 @@ from train.eval.results import (
     finished_results,
     read_results,
 )
+from train.model_io import trained_prompt
+from train.protocol import DEFAULT_PROMPT
 
 logger = logging.getLogger(__name__)
 
@@ -202,6 +204,8 @@ class RunSpec:
     adapter: str | None
     prompt_style: str
     trained_on: str | None = None
+    prompt: str = "medr1"
+    """Prompt text's name: --prompt, else the one the checkpoint's medr1_card.json records, else medr1."""
 
     @property
     def directory(self) -> str:
@@ -242,6 +246,15 @@ def plan_runs(args: EvalArguments, data: DataArguments) -> tuple[list[RunSpec], 
     def named(name: str, style: str) -> str:
         return name if len(styles) == 1 else f"{name}-{style}"
 
+    def prompt_for(*paths: str | None) -> str:
+        """--prompt when given, else the prompt the (first local) checkpoint was trained with, else medr1."""
+        if data.prompt:
+            return data.prompt
+        for path in paths:
+            if path and Path(path).is_dir():
+                return trained_prompt(path)[0] or DEFAULT_PROMPT
+        return DEFAULT_PROMPT
+
     checkpoints: list[tuple[str, str]] = []
     for item in args.checkpoint or []:
         label, sep, path = item.partition("=")
@@ -255,21 +268,23 @@ def plan_runs(args: EvalArguments, data: DataArguments) -> tuple[list[RunSpec], 
         main_name = named(args.name or _label(args.adapter or model), style)
         if not args.checkpoints_only:
             if args.with_base and args.adapter:
-                runs.append(RunSpec(named("base", style), model, None, style))
+                runs.append(RunSpec(named("base", style), model, None, style, prompt=prompt_for(model)))
                 compare.append((named("base", style), main_name))
-            runs.append(RunSpec(main_name, model, args.adapter, style))
+            runs.append(RunSpec(main_name, model, args.adapter, style, prompt=prompt_for(args.adapter, model)))
         for label, path in checkpoints:
             trained_on = normalise_modality(label) if axis == "modality" else normalise_question_type(label)
             run_model, adapter = (model, path) if _is_adapter(path) else (path, None)
-            runs.append(RunSpec(named(trained_on, style), run_model, adapter, style, trained_on=trained_on))
+            spec = RunSpec(named(trained_on, style), run_model, adapter, style, trained_on, prompt_for(path))
+            runs.append(spec)
     if len({r.name for r in runs}) != len(runs):
         raise ValueError(f"Two runs would share a name ({[r.name for r in runs]}): give --name or distinct labels.")
     return runs, compare, axis
 
 
-def _settings(args: EvalArguments, data: DataArguments, style: str) -> EvalSettings:
+def _settings(args: EvalArguments, data: DataArguments, style: str, prompt: str) -> EvalSettings:
     return EvalSettings(
         prompt_style=style,
+        prompt=prompt,
         max_new_tokens=args.max_new_tokens,
         temperature=args.temperature,
         top_p=args.top_p,
@@ -309,7 +324,7 @@ def execute_run(
 
     from train.model_io import load_for_inference, load_processor
 
-    settings = _settings(args, data, spec.prompt_style)
+    settings = _settings(args, data, spec.prompt_style, spec.prompt)
     run_dir = output_dir / spec.directory
     device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
     backend = choose_backend(args.backend, device)

@@ -41,7 +41,7 @@ from train.generation import default_max_new_tokens, sampling_kwargs
 from train.imaging import ImagingError, PixelBounds, model_input_size
 from train.imaging.files import picture_size
 from train.model_io import pixel_bounds
-from train.protocol import PROMPT_STYLES, build_messages, build_prompt, parse_response
+from train.protocol import PROMPT_STYLES, build_messages, build_prompt, get_prompt, parse_response
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,8 @@ class EvalSettings:
     """How questions are asked and answers decoded; everything here changes the answers."""
 
     prompt_style: str = "think"
+    prompt: str = "medr1"
+    """The prompt text's name (``train.protocol.PROMPTS``): the words the question is asked in."""
     max_new_tokens: int | None = None
     """None: 512 with the think prompt, 32 without."""
     temperature: float = 0.0
@@ -70,6 +72,7 @@ class EvalSettings:
     def __post_init__(self) -> None:
         if self.prompt_style not in PROMPT_STYLES:
             raise ValueError(f"Unknown prompt style {self.prompt_style!r}: use one of {', '.join(PROMPT_STYLES)}.")
+        self.prompt = get_prompt(self.prompt).name
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1.")
         if self.temperature < 0:
@@ -91,10 +94,10 @@ class EvalSettings:
         )
 
 
-def chat_text(processor: Any, sample: Sample, prompt_style: str) -> str:
-    """The full model input text for one question: chat template, image placeholder, Med-R1 prompt."""
-    prompt = build_prompt(sample.question, sample.options, prompt_style)
-    return processor.apply_chat_template(build_messages(prompt), add_generation_prompt=True, tokenize=False)
+def chat_text(processor: Any, sample: Sample, prompt_style: str, prompt: str | None = None) -> str:
+    """The full model input text for one question: chat template, image placeholder, the named prompt."""
+    text = build_prompt(sample.question, sample.options, prompt_style, prompt)
+    return processor.apply_chat_template(build_messages(text), add_generation_prompt=True, tokenize=False)
 
 
 def image_tokens(sample: Sample, bounds: PixelBounds) -> int:
@@ -115,7 +118,8 @@ def plan_batches(samples: Sequence[Sample], processor: Any, settings: EvalSettin
         bounds = settings.bounds(processor)
         lengths = {}
         for index, sample in enumerate(samples):
-            text_tokens = len(tokenizer(chat_text(processor, sample, settings.prompt_style))["input_ids"])
+            text = chat_text(processor, sample, settings.prompt_style, settings.prompt)
+            text_tokens = len(tokenizer(text)["input_ids"])
             lengths[index] = text_tokens + image_tokens(sample, bounds)
         ordered = [samples[i] for i in sorted(lengths, key=lambda i: (-lengths[i], i))]
     size = settings.batch_size
@@ -242,10 +246,17 @@ def merge_adapter(model: str, adapter: str, output_dir: str | Path) -> str:
 
 
 def score(
-    sample: Sample, text: str, prompt_style: str, latency_s: float, batch_size: int, error: str | None = None
+    sample: Sample,
+    text: str,
+    prompt_style: str,
+    latency_s: float,
+    batch_size: int,
+    error: str | None = None,
+    prompt: str | None = None,
 ) -> QuestionResult:
-    """Read one response with the shared parser and score it against the gold letter."""
-    parsed = parse_response(text, sample.options, prompt_style)
+    """Read one response with the shared parser (in the layout ``prompt`` asked for) and score it."""
+    prompt = get_prompt(prompt).name
+    parsed = parse_response(text, sample.options, prompt_style, prompt)
     return QuestionResult(
         id=sample.id,
         modality=sample.modality,
@@ -260,6 +271,7 @@ def score(
         latency_s=latency_s,
         batch_size=batch_size,
         prompt_style=prompt_style,
+        prompt=prompt,
         image=sample.image,
         frame=sample.frame,
         window=sample.window,
@@ -292,10 +304,12 @@ def run_batches(
                 images.append(sample.picture(bounds))
                 ready.append(sample)
             except ImagingError as exc:
-                failed.append(score(sample, "", settings.prompt_style, 0.0, len(batch), error=str(exc)))
+                failed.append(
+                    score(sample, "", settings.prompt_style, 0.0, len(batch), error=str(exc), prompt=settings.prompt)
+                )
         batch_results = list(failed)
         if ready:
-            texts = [chat_text(processor, s, settings.prompt_style) for s in ready]
+            texts = [chat_text(processor, s, settings.prompt_style, settings.prompt) for s in ready]
             seed_context = contextlib.nullcontext()
             if not settings.greedy:
                 seed_context = torch.random.fork_rng(devices=[])
@@ -305,7 +319,7 @@ def run_batches(
                 outputs = generator.generate(texts, images)
             per_question = (time.perf_counter() - start) / len(ready)
             batch_results += [
-                score(s, out, settings.prompt_style, per_question, len(ready))
+                score(s, out, settings.prompt_style, per_question, len(ready), prompt=settings.prompt)
                 for s, out in zip(ready, outputs, strict=True)
             ]
         results += batch_results

@@ -175,8 +175,8 @@ def summary_table(breakdowns: Mapping[str, Breakdown], latencies: Mapping[str, f
         )
     table.note = (
         "Accuracy counts a question right only when the parsed option letter equals the gold letter. "
-        "Format-compliant: exactly Med-R1's `<think>…</think><answer>…</answer>` layout (or the answer block "
-        "alone for the no-think prompt). Chance: mean of 1/(number of options)."
+        "Format-compliant: exactly the layout the prompt asked for: Med-R1's `<think>…</think><answer>…</answer>`, "
+        "the answer block alone for no-think, the answer first for think-after. Chance: mean of 1/(number of options)."
     )
     return table
 
@@ -424,7 +424,11 @@ def build_report(
             figures[table.name] = figure
             figure_paths[table.name] = f"figures/{table.name}.png"
 
-    add(summary_table(breakdowns, latencies))
+    summary = summary_table(breakdowns, latencies)
+    asked = {name: sorted({f"{r.prompt} ({r.prompt_style})" for r in results}) for name, results in runs.items()}
+    listed = "; ".join(f"{name}: {', '.join(prompts)}" for name, prompts in asked.items())
+    summary.note += f" Prompts asked (names in train.protocol.PROMPTS): {listed}."
+    add(summary)
     add(paper_table(breakdowns, "modality", reference))
     add(paper_table(breakdowns, "question_type", reference))
     for axis, runs_by_group in (matrices or {}).items():

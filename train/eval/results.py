@@ -47,6 +47,8 @@ class QuestionResult:
     """Wall time of the question's batch divided by the batch size (seconds per question)."""
     batch_size: int
     prompt_style: str
+    prompt: str = "medr1"
+    """Name of the prompt text asked (``train.protocol.PROMPTS``); results written before names existed: medr1."""
     image: str = ""
     frame: int = 0
     window: str = ""
@@ -149,6 +151,7 @@ RUN_KEYS = (
     "model",
     "adapter",
     "prompt_style",
+    "prompt",
     "max_new_tokens",
     "temperature",
     "top_p",
@@ -157,6 +160,9 @@ RUN_KEYS = (
     "min_pixels",
     "image_size",
 )
+
+# What a run.json written before a key existed meant by leaving it out.
+RUN_DEFAULTS = {"prompt": "medr1"}
 
 
 def check_run_config(run_dir: str | Path, config: Mapping[str, Any], overwrite: bool = False) -> bool:
@@ -174,9 +180,9 @@ def check_run_config(run_dir: str | Path, config: Mapping[str, Any], overwrite: 
     if resuming and run_file.is_file():
         previous = json.loads(run_file.read_text())
         changed = [
-            f"{key}: {previous.get(key)!r} before, {config.get(key)!r} now"
+            f"{key}: {previous.get(key, RUN_DEFAULTS.get(key))!r} before, {config.get(key)!r} now"
             for key in RUN_KEYS
-            if key in config and previous.get(key) != config.get(key)
+            if key in config and previous.get(key, RUN_DEFAULTS.get(key)) != config.get(key)
         ]
         if changed:
             raise ResultsError(
