@@ -164,7 +164,7 @@ def test_a_killed_run_reports_the_failure_and_resumes_from_its_checkpoint(tmp_pa
     out = manager.new_run_dir()
     # Killed at its first checkpoint, with steps left: under load a later kill can miss a run of 6 short steps.
     run = manager.start(settings(tiny_model_dir, synthetic_jsonl, out, 8), env=ENV)
-    wait_for(lambda: (out / "checkpoint-1").is_dir(), poll=0.1)
+    wait_for(lambda: (out / "checkpoint-1" / "trainer_state.json").is_file(), poll=0.1)  # complete, not begun
     os.killpg(run.process.pid, signal.SIGKILL)
     run.wait()
     status = run.status()

@@ -104,7 +104,7 @@ def test_stop_then_sigkill_then_resume(app):
     client.predict(api_name="/finetune_demo")
     job = client.submit(**start_kwargs(ctx, steps=8, rewards=("letter_a",)), api_name="/finetune_start")
     run = _wait_for_run(runs, job, other_than=first)
-    _wait(lambda: (run.output_dir / "checkpoint-1").is_dir(), poll=0.1)  # early: steps must be left to kill
+    _wait(lambda: (run.output_dir / "checkpoint-1" / "trainer_state.json").is_file(), poll=0.1)  # steps left
     os.killpg(run.process.pid, signal.SIGKILL)
     failed = job.result()
     assert 'data-state="failed"' in failed[PROGRESS] and "SIGKILL" in failed[RESULT_TEXT]

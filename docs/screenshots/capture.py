@@ -80,37 +80,44 @@ def teach_format(model_dir: Path, out_dir: Path, steps: int, lr: float) -> Path:
     return out_dir
 
 
+def _open_and_ask(page, url: str, question: tuple[str, list[str], str, str]) -> None:
+    page.goto(url)
+    page.locator("#medr1-upload input[type=file]").set_input_files(str(pydicom.examples.get_path("ct")))
+    page.wait_for_selector("#medr1-upload-status:has-text('Loaded')", timeout=60_000)
+    page.locator("#medr1-question textarea").fill(question[0])
+    for letter, option in zip("ABCD", question[1], strict=True):
+        page.locator(f"#medr1-option-{letter} input").fill(option)
+
+
 def capture(model_dir: Path, out: Path) -> None:
+    """The Ask screen at 1366 x 768 (laptop), 1920 x 1080 and 390 x 844 (phone), plus its other states."""
     from playwright.sync_api import sync_playwright
 
-    from medr1_app.app import AppConfig, build_app, launch_kwargs
+    from medr1_app.app import AppConfig, build_app, default_tabs, launch_kwargs
 
-    demo = build_app(AppConfig(model=str(model_dir), runs_dir=None))
+    demo = build_app(AppConfig(model=str(model_dir), runs_dir=None), extra_tabs=default_tabs())
     _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs())
     chromium = shutil.which("chromium") or shutil.which("chromium-browser")
     try:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
-            page = browser.new_page(viewport={"width": 1400, "height": 1000})
-            page.goto(url)
-            page.locator("#medr1-upload input[type=file]").set_input_files(str(pydicom.examples.get_path("ct")))
-            page.wait_for_selector("#medr1-upload-status:has-text('Loaded')", timeout=60_000)
-            centre = page.get_by_label("number input for Window centre")
-            centre.fill("60")
-            centre.press("Enter")
-            centre.blur()
-            page.wait_for_function(
-                "() => document.querySelector('#medr1-window input')?.value === 'Custom (sliders)'", timeout=20_000
-            )
-            page.locator("#medr1-question textarea").fill(LESSONS[0][0])
-            for letter, option in zip("ABCD", LESSONS[0][1], strict=True):
-                page.locator(f"#medr1-option-{letter} input").fill(option)
-            page.evaluate("window.scrollTo(0, 0)")
-            page.screenshot(path=str(out / "ask-dicom-loaded.png"))
-            page.locator("#medr1-ask").click()
-            page.wait_for_selector("#medr1-ask-status:has-text('Done')", timeout=120_000)
-            page.screenshot(path=str(out / "ask-answer.png"), full_page=True)
+            for name, viewport, full in (
+                ("ask-answer.png", {"width": 1366, "height": 768}, False),
+                ("ask-answer-1920.png", {"width": 1920, "height": 1080}, False),
+                ("ask-phone.png", {"width": 390, "height": 844}, True),
+            ):
+                page = browser.new_page(viewport=viewport)
+                _open_and_ask(page, url, LESSONS[0])
+                if name == "ask-answer.png":
+                    page.screenshot(path=str(out / "ask-dicom-loaded.png"))
+                page.locator("#medr1-ask").click()
+                page.wait_for_selector("#medr1-ask-status:has-text('Done')", timeout=120_000)
+                page.evaluate("window.scrollTo(0, 0)")
+                page.screenshot(path=str(out / name), full_page=full)
+                page.close()
 
+            page = browser.new_page(viewport={"width": 1366, "height": 768})
+            _open_and_ask(page, url, LESSONS[0])
             page.get_by_text("Generation settings").click()
             for label, value in (
                 ("Self-consistency: number of answers to sample", "5"),
@@ -120,12 +127,24 @@ def capture(model_dir: Path, out: Path) -> None:
                 box = page.get_by_label(f"number input for {label}")
                 box.fill(value)
                 box.press("Enter")
+            page.get_by_text("Generation settings").click()
             page.locator("#medr1-ask").click()
             page.wait_for_selector("#medr1-answer [data-testid=agreement]", timeout=300_000)
             page.wait_for_selector("#medr1-ask-status:has-text('Done')", timeout=60_000)
-            page.get_by_text("Every sample's reasoning (self-consistency)").click()
-            page.locator("#medr1-samples details").first.click()
-            page.screenshot(path=str(out / "ask-self-consistency.png"), full_page=True)
+            page.locator("#medr1-sample-picker label").nth(2).click()
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(out / "ask-self-consistency.png"))
+
+            page.locator("#medr1-followup textarea").fill(LESSONS[1][0])
+            page.locator("#medr1-followup-options textarea").fill("\n".join(LESSONS[1][1]))
+            page.locator("#medr1-followup-ask").click()
+            page.wait_for_function(
+                "() => document.querySelectorAll('#medr1-conversation [data-testid=user]').length >= 2",
+                timeout=120_000,
+            )
+            page.wait_for_selector("#medr1-ask-status:has-text('Done')", timeout=120_000)
+            page.locator("#medr1-conversation").scroll_into_view_if_needed()
+            page.screenshot(path=str(out / "ask-follow-up.png"))
             browser.close()
     finally:
         demo.close()
