@@ -112,12 +112,46 @@ Opener = Callable[[], BinaryIO]
 """A function that opens a fresh binary stream on a file, e.g. an entry of a ZIP read in place."""
 
 
+class _Nameless(io.RawIOBase):
+    """A binary stream without a ``name``: pydicom writes ``fp.name`` into its warnings and logs.
+
+    A file's path, or a ZIP entry's name, holds folder names of the export, which are often the patient's.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(size)
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
 def _open(source: Path | bytes | Opener) -> BinaryIO:
     if isinstance(source, bytes):
         return io.BytesIO(source)
-    if isinstance(source, Path):
-        return source.open("rb")
-    return source()
+    stream = source.open("rb") if isinstance(source, Path) else source()
+    return _Nameless(stream)  # type: ignore[return-value]
 
 
 def _size(source: Path | bytes) -> int:

@@ -276,13 +276,17 @@ def _int_text(ds: Any, keyword: str) -> int | None:
 
 
 def _first_sentence(message: str, prefix: str) -> str:
+    """The reason in an error message, without the file label in front or the advice after it."""
     text = message.removeprefix(prefix).removeprefix(": ")
-    head, dot, _ = text.partition(". ")
-    return (head + ("." if dot else "")).strip()
+    return text.partition(". ")[0].strip().rstrip(".")
 
 
 def _slice_header(member: Member, label: str, preamble: bool) -> SliceHeader:
     ds, element, full = read_dataset(member.open, label, preamble=preamble)
+    file_meta = getattr(ds, "file_meta", None)
+    if element is None and full is None and not (tags.uid(ds, "SOPClassUID") or (file_meta and len(file_meta))):
+        # pydicom parses garbage after a DICM marker into an empty dataset: a damaged file, not a DICOMDIR
+        raise CorruptFile(f"{label}: the DICOM header is empty or unreadable")
     problem = None
     try:
         header = validate_header(ds, element, full, label, preamble=preamble, size=member.size)
@@ -369,8 +373,11 @@ def scan_dicom(files: FileSet) -> DicomListing:
             headers.append(_slice_header(member, label, preamble=kind == "dicom"))
         except NoPixelData:
             upload.not_images += 1
-        except NotAnImage:
-            upload.other["other"] += 1
+        except NotAnImage as exc:
+            if kind == "dicom":  # the DICM marker is there: a damaged DICOM file, not some other file
+                upload.unreadable.append((member.number, _first_sentence(str(exc), label)))
+            else:
+                upload.other["other"] += 1
         except UnsafeArchive:
             raise
         except ImagingError as exc:
@@ -556,8 +563,8 @@ def _build_series(key: Any, group: list[SliceHeader]) -> tuple[SeriesInfo, list[
             description=header.description, body_part=header.body_part, kind="multi-frame",
         )  # fmt: skip
         return info, group, f"~{header.member.number:08d}"
-    ordered, normal, warnings = _order(group)
-    ordered, copies = _drop_copies(ordered)
+    unique, copies = _drop_copies(sorted(group, key=lambda h: h.member.number))
+    ordered, normal, warnings = _order(unique)
     ordered, damaged = _drop_damaged(ordered)
     if not ordered:
         return f"A series of {len(group)} slice(s) was left out: every slice is damaged ({group[0].problem})"
