@@ -53,6 +53,8 @@ REFORMAT_MAX_RATIO = 3.0
 MAX_VOLUME_BYTES = 8 * 1024**3
 """Largest voxel data accepted (and, for .nii.gz, inflated to a temporary file)."""
 _CHUNK_BYTES = 16 * 1024**2
+_SAMPLES_PER_PLANE = 1 << 14
+_INFLATE_CHUNK = 1 << 18  # bytes in and out per step: what inflating a .nii.gz holds in memory
 _NAN_WARNING = "Some voxels are not numbers (NaN or infinite); they are shown black."
 _FLAT_WARNING = "The sampled slices hold a single value each: the volume may be empty."
 _HU_NOTE = "Values look like Hounsfield units (air near -1000): CT window presets are offered."
@@ -84,10 +86,15 @@ def gzip_head(source: Path | bytes, length: int = 544) -> bytes:
     out = b""
     try:
         with _binary(source) as stream:
-            while len(out) < length and (chunk := stream.read(1 << 16)):
-                out += inflater.decompress(chunk, length - len(out))
+            pending = b""
+            while len(out) < length:
+                pending = pending or stream.read(1 << 16)
+                if not pending or inflater.eof:
+                    break
+                out += inflater.decompress(pending, length - len(out))
+                pending = inflater.unconsumed_tail
     except (zlib.error, OSError):
-        return b""
+        return out
     return out
 
 
@@ -139,10 +146,10 @@ def _inflate(source: Path | bytes, needed: int, name: str) -> BinaryIO:
             pending = b""
             while written < needed:
                 if not pending:
-                    pending = stream.read(1 << 20)
+                    pending = stream.read(_INFLATE_CHUNK)
                     if not pending:
                         break
-                out = inflater.decompress(pending, min(1 << 22, needed - written))
+                out = inflater.decompress(pending, min(_INFLATE_CHUNK, needed - written))
                 spool.write(out)
                 written += len(out)
                 if inflater.eof:  # a concatenated gzip member may follow
@@ -249,6 +256,11 @@ class NiftiVolume:
             )
         if kind == "analyze":
             raise NotAnImage(f"{name}: this looks like an Analyze 7.5 header, not NIfTI; convert it to .nii.")
+        if kind is None and gz and len(head) < 348:
+            raise CorruptFile(
+                f"{name}: the gzip data ends or breaks after {len(head)} bytes, before a NIfTI header could be read: "
+                "the file is truncated or damaged. Copy it again."
+            )
         if kind is None:
             raise NotAnImage(f"{name}: a gzip file that does not hold a NIfTI volume. Unpack it and check what it is.")
         self.name = name
@@ -332,7 +344,11 @@ class NiftiVolume:
             return self._samples[t]
         nz = self.layout.shape[2]
         picks = sorted({min(nz - 1, int(nz * f)) for f in (0.25, 0.5, 0.75)})
-        planes = [self._planes(k, k + 1, t)[0] for k in picks]
+        planes = []
+        for k in picks:  # a strided subset of each plane: the window is the same to a grey level, memory is not
+            plane = self._planes(k, k + 1, t)[0]
+            step = max(1, int(math.sqrt(plane.size / _SAMPLES_PER_PLANE)))
+            planes.append(np.ascontiguousarray(plane[::step, ::step]))
         values = np.concatenate([p.ravel() for p in planes])
         finite = np.isfinite(values)
         warnings = []
