@@ -52,7 +52,7 @@ REFORMAT_MAX_RATIO = 3.0
 """A view is offered when its pixels, before being made square, are at most this many times taller than wide."""
 MAX_VOLUME_BYTES = 8 * 1024**3
 """Largest voxel data accepted (and, for .nii.gz, inflated to a temporary file)."""
-_CHUNK_BYTES = 16 * 1024**2
+_CHUNK_BYTES = 8 * 1024**2  # stored bytes a reformat reads at a time
 _SAMPLES_PER_PLANE = 1 << 14
 _INFLATE_CHUNK = 1 << 18  # bytes in and out per step: what inflating a .nii.gz holds in memory
 _NAN_WARNING = "Some voxels are not numbers (NaN or infinite); they are shown black."
@@ -285,19 +285,25 @@ class NiftiVolume:
         self._samples: dict[int, tuple[Window | None, bool, tuple[str, ...]]] = {}
 
     # -- reading -----------------------------------------------------------------------------------
-    def _planes(self, k0: int, k1: int, t: int) -> np.ndarray:
-        """Voxel planes ``k0..k1`` along the file's third axis, as float32 [k, y, x] (C order of the Fortran data)."""
+    def _raw_planes(self, k0: int, k1: int, t: int) -> np.ndarray:
+        """Stored voxel planes ``k0..k1`` along the file's third axis, [k, y, x] (C order of the Fortran data)."""
         layout = self.layout
         nx, ny, nz, _ = layout.shape
         plane = nx * ny * layout.dtype.itemsize
         data = self._voxels.read(layout.offset + (t * nz + k0) * plane, (k1 - k0) * plane)
-        raw = np.frombuffer(data, dtype=layout.dtype).reshape(k1 - k0, ny, nx)
+        return np.frombuffer(data, dtype=layout.dtype).reshape(k1 - k0, ny, nx)
+
+    def _scaled(self, raw: np.ndarray) -> np.ndarray:
+        """Stored values to float32 with ``scl_slope``/``scl_inter`` applied (HU for a scaled CT)."""
         values = raw.astype(np.float32)
-        if layout.slope != 1.0:
-            values *= np.float32(layout.slope)
-        if layout.inter != 0.0:
-            values += np.float32(layout.inter)
+        if self.layout.slope != 1.0:
+            values *= np.float32(self.layout.slope)
+        if self.layout.inter != 0.0:
+            values += np.float32(self.layout.inter)
         return values
+
+    def _planes(self, k0: int, k1: int, t: int) -> np.ndarray:
+        return self._scaled(self._raw_planes(k0, k1, t))
 
     def voxel_plane(self, axis: int, index: int, t: int) -> np.ndarray:
         """The 2-D plane where voxel axis ``axis`` equals ``index``, indexed by the other two axes in order."""
@@ -307,9 +313,10 @@ class NiftiVolume:
         rows = []
         step = max(1, _CHUNK_BYTES // max(1, nx * ny * self.layout.dtype.itemsize))
         for k0 in range(0, nz, step):
-            block = self._planes(k0, min(nz, k0 + step), t)  # [k, y, x]
-            rows.append(block[:, :, index] if axis == 0 else block[:, index, :])  # [k, y] or [k, x]
-        return np.concatenate(rows, axis=0).T  # [y, z] or [x, z]
+            block = self._raw_planes(k0, min(nz, k0 + step), t)  # [k, y, x], stored type
+            row = block[:, :, index] if axis == 0 else block[:, index, :]  # [k, y] or [k, x]
+            rows.append(row.copy())  # a copy, so the block itself is freed
+        return self._scaled(np.concatenate(rows, axis=0)).T  # [y, z] or [x, z]
 
     def view_geometry(self, view: str) -> tuple[int, int, tuple[int, int], tuple[float, float]]:
         """For ``view``: (voxel axis across the slices, slice count, the in-plane voxel axes, their spacing)."""
@@ -493,6 +500,7 @@ class NiftiStudy(Study):
         return Frame(values=values, mask=mask, default_window=self.default_window)
 
     def close(self) -> None:
+        """Close the file (shared by this volume's other views and volumes)."""
         self._volume.close()
 
 

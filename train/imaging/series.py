@@ -620,7 +620,8 @@ class DicomListing(SeriesListing):
         if info.kind == "multi-frame":
             member = slices[0].member
             source = member.path if member.path is not None else member.read()
-            study = DicomStudy(source, f"{self.name}, series {index}", preamble=slices[0].preamble)
+            name = self.name if len(self) == 1 else f"{self.name}, series {index}"
+            study = DicomStudy(source, name, preamble=slices[0].preamble)
             study.warnings = (*self.warnings, *study.warnings)
             return study
         return SeriesStudy(self, index)
@@ -717,6 +718,7 @@ class SeriesStudy(Study):
         return self._slices[frame].place
 
     def close(self) -> None:
+        """Close the upload this series is read from (shared by every series opened from the same listing)."""
         self._listing.close()
 
 
