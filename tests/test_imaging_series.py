@@ -25,6 +25,7 @@ from train.imaging import (
     ImagingError,
     MixedStudies,
     NotAnImage,
+    PixelBounds,
     SeriesNotFound,
     SeveralSeries,
     UnsafeArchive,
@@ -382,3 +383,18 @@ def test_bytes_of_a_zip_open_like_its_path(study_zip):
     data = study_zip.read_bytes()
     assert [s.label for s in list_series(data, name="upload.zip")] == [s.label for s in list_series(study_zip)]
     assert list_series(io.BytesIO(data).getvalue()).name == "<uploaded file>"
+
+
+def test_the_token_count_is_what_the_processor_makes_of_the_pictures(tiny_model_dir):
+    from transformers import AutoProcessor
+
+    processor = AutoProcessor.from_pretrained(tiny_model_dir)
+    study = open_study([to_bytes(ds) for ds in ct_series(12, rows=200, columns=150)])
+    chosen = slice_pictures(study, 3, bounds=PixelBounds(3136, 12544))
+    messages = [{"role": "user", "content": [{"type": "image"}] * 3 + [{"type": "text", "text": "Which?"}]}]
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    ids = processor(text=[text], images=list(chosen.pictures), return_tensors="pt")["input_ids"][0].tolist()
+    vocabulary = processor.tokenizer.convert_tokens_to_ids
+    pad, start, end = (vocabulary(t) for t in ("<|image_pad|>", "<|vision_start|>", "<|vision_end|>"))
+    assert ids.count(pad) == chosen.image_tokens == 36
+    assert ids.count(pad) + ids.count(start) + ids.count(end) == chosen.prompt_tokens == 42
