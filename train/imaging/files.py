@@ -136,9 +136,10 @@ def open_study(
     the path). ``series`` chooses among several series (index in :func:`list_series`, or a Series
     Instance UID) or the volume of a 4-D NIfTI; without it a source holding several raises
     :class:`~train.imaging.errors.SeveralSeries`, whose ``listing`` opens any of them without scanning
-    again. ``view`` ("axial", "coronal", "sagittal") is for NIfTI volumes. Frame 0 (a volume's middle
-    slice) is decoded, so damaged data fails here. Raises an :class:`ImagingError` subclass for anything
-    that cannot be shown, never anything else for bad data (``TypeError`` for a wrong argument type).
+    again. ``view`` ("axial", "coronal", "sagittal") is for NIfTI volumes. One frame is decoded (frame 0,
+    or a series' or volume's middle slice), so damaged data fails here. Raises an :class:`ImagingError`
+    subclass for anything that cannot be shown, never anything else for bad data (``TypeError`` for a
+    wrong argument type).
     """
     if not isinstance(source, (list, tuple)) and not (isinstance(source, (str, Path)) and Path(source).is_dir()):
         kind, _ = _peek(source, name or _source_name(source))

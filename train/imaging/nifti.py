@@ -394,8 +394,8 @@ def _square_pixels(values: np.ndarray, *, row_spacing: float, column_spacing: fl
         return values
     finite = np.isfinite(values)
     if finite.all():
-        return np.asarray(Image.fromarray(values, mode="F").resize(size, Image.Resampling.BILINEAR))
-    filled = Image.fromarray(np.where(finite, values, 0).astype(np.float32), mode="F").resize(size)
+        return np.asarray(Image.fromarray(values.astype(np.float32)).resize(size, Image.Resampling.BILINEAR))
+    filled = Image.fromarray(np.where(finite, values, 0).astype(np.float32)).resize(size, Image.Resampling.BILINEAR)
     mask = Image.fromarray(finite.astype(np.uint8) * 255).resize(size, Image.Resampling.NEAREST)
     out = np.asarray(filled).copy()
     out[np.asarray(mask) == 0] = np.nan

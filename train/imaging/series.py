@@ -382,6 +382,8 @@ def scan_dicom(files: FileSet) -> DicomListing:
             raise
         except ImagingError as exc:
             upload.unreadable.append((member.number, _first_sentence(str(exc), label)))
+        except Exception as exc:  # a damaged file must cost only itself, never the upload
+            upload.unreadable.append((member.number, f"it cannot be read ({type(exc).__name__})"))
     _refuse_mixed(files.name, headers)
     if not headers:
         raise _no_images(files, upload)
@@ -667,18 +669,18 @@ class SeriesStudy(Study):
             is_color=reference.is_color,
             frame_noun="slice",
         )
-        self._reference_frame = (reference_index, reference._frame(0))
-        decoded = self._reference_frame[1]
+        decoded = reference._frame(0)
         if decoded.default_window is None and decoded.default_pixels is None and not reference.is_color:
             # No window in the files: one window for the whole series (from the middle slice), not one per slice,
             # so the brightness does not jump while scrolling.
             self._window = percentile_window(decoded.values, decoded.mask)
             self.default_window = self._window
+        self._cached = (reference_index, self._with_series_window(decoded))  # decoded already: the first view
 
     def _reference(self) -> tuple[DicomStudy, int]:
         """Open the middle slice (else the nearest that opens) to learn presets, colour and warnings."""
         middle = self.num_frames // 2
-        order = sorted(range(self.num_frames), key=lambda i: abs(i - middle))[:8]
+        order = sorted(range(self.num_frames), key=lambda i: abs(i - middle))[:8]  # the middle, else a neighbour
         error: ImagingError | None = None
         for i in order:
             try:
@@ -702,13 +704,11 @@ class SeriesStudy(Study):
             raise type(exc)(f"{message} The other slices are unaffected.") from None
 
     def _decode(self, frame: int) -> Frame:
-        if getattr(self, "_reference_frame", None) and self._reference_frame[0] == frame:
-            decoded = self._reference_frame[1]
-            self._reference_frame = None  # only once: the Study cache keeps it from now on
-        else:
-            decoded = self._open_slice(frame)._frame(0)
+        return self._with_series_window(self._open_slice(frame)._frame(0))
+
+    def _with_series_window(self, decoded: Frame) -> Frame:
         if self._window is not None and decoded.default_window is None and decoded.default_pixels is None:
-            decoded = replace(decoded, default_window=self._window)
+            return replace(decoded, default_window=self._window)
         return decoded
 
     def slice_position(self, frame: int) -> float | None:

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import CorruptFile, FrameOutOfRange, ImagingError, InvalidWindow, TooLarge
+from .errors import CorruptFile, FrameOutOfRange, ImagingError, InvalidWindow, TooLarge, UnsupportedVolume
 from .window import AUTO, FULL, Window, apply_window, check_window, full_window, percentile_window
 
 WindowArg = None | str | Window | Sequence[float]
@@ -114,7 +114,7 @@ class Study:
 
     def reformat(self, view: str) -> Study:
         """The same data seen in another plane from :attr:`views` (only volumes offer any)."""
-        raise FrameOutOfRange(f"{self.name}: only NIfTI volumes can be shown in another plane ({view[:20]!r} asked).")
+        raise UnsupportedVolume(f"{self.name}: only NIfTI volumes can be shown in another plane ({view[:20]!r} asked).")
 
     def close(self) -> None:
         """Release what the study holds open (an archive, a temporary file); a no-op for a single picture.
