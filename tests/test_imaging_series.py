@@ -398,3 +398,17 @@ def test_the_token_count_is_what_the_processor_makes_of_the_pictures(tiny_model_
     pad, start, end = (vocabulary(t) for t in ("<|image_pad|>", "<|vision_start|>", "<|vision_end|>"))
     assert ids.count(pad) == chosen.image_tokens == 36
     assert ids.count(pad) + ids.count(start) + ids.count(end) == chosen.prompt_tokens == 42
+
+
+def test_an_opened_zip_or_volume_keeps_working_after_its_upload_file_is_deleted(tmp_path):
+    """The app deletes uploads once read: a study opened from a path must not need the path any more."""
+    from train.imaging.synthetic import write_nifti
+
+    archive = write_series(ct_series(12, rows=16, columns=16), tmp_path / "upload.zip")
+    volume = write_nifti(tmp_path / "upload.nii", np.arange(16 * 16 * 6, dtype=np.int16).reshape(16, 16, 6))
+    squeezed = write_nifti(tmp_path / "upload.nii.gz", np.ones((16, 16, 6), np.int16))
+    studies = [open_study(archive), open_study(volume), open_study(squeezed)]
+    for path in (archive, volume, squeezed):
+        path.unlink()
+    assert [marker(studies[0], i) for i in (0, 11)] == [0, 11]
+    assert studies[1].render(0).size == (16, 16) and studies[2].render(5).size == (16, 16)
