@@ -42,7 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "series":
             found = list_series(args.file)
-            print(json.dumps({"series": [i.as_dict() for i in found], "warnings": list(found.warnings)}, indent=2))
+            listed = {"series": [info.as_dict() for info in found], "warnings": list(found.warnings)}
+            print(json.dumps(listed, indent=2, ensure_ascii=False))
             return 0
         study = open_study(args.file, series=args.series, view=args.view)
         if args.command == "info":

@@ -378,9 +378,10 @@ def validate_header(
 def read_header(source: Path | bytes | Opener, name: str, *, preamble: bool, size: int) -> DicomHeader:
     """Read and validate everything a frame needs, decoding no pixel: the checks of ``open_study``.
 
-    A series scan runs this on every file of a ZIP or folder (from a stream on the entry, so only the
-    header is inflated) and decodes a slice only when it is shown. ``size`` is the file's length in bytes,
-    against which the pixel data's announced length is checked.
+    A series scan runs its two halves (:func:`read_dataset`, :func:`validate_header`) on every file of a
+    ZIP or folder, from a stream on the entry so only the header is inflated, and decodes a slice only
+    when it is shown. ``size`` is the file's length in bytes, against which the pixel data's announced
+    length is checked.
     """
     ds, element, full = read_dataset(source, name, preamble=preamble)
     return validate_header(ds, element, full, name, preamble=preamble, size=size)

@@ -20,8 +20,9 @@ affine); the voxels are read here, one slice at a time, so a 300-slice volume co
 - **4-D volumes** (fMRI, DWI, dynamic series) have one :class:`SeriesInfo` per volume: pick one.
 - **.nii.gz** is inflated once into an anonymous temporary file (deleted by the operating system when
   closed, never named), so moving through slices is a seek, not a decompression from the start.
-- **Privacy.** The header's free-text fields (``descrip``, ``aux_file``, ``db_name``, ``intent_name``) can
-  hold anything and are never read; metadata is shape, voxel size, type, scaling and orientation.
+- **Privacy.** The header's free-text fields (``descrip``, ``aux_file``, ``db_name``, ``intent_name``) and
+  its extensions (where converters embed whole DICOM headers) can hold anything and are never read;
+  metadata is shape, voxel size, type, scaling and orientation.
 """
 
 from __future__ import annotations
