@@ -2,7 +2,8 @@
 
 A Fine-tune tab on a shared server takes files from strangers. A ZIP is unpacked only after every
 entry has been checked (no absolute paths, no ``..``, no links, bounded count and sizes, no absurd
-compression ratios), and bytes are counted while writing since the sizes in a ZIP header can lie.
+compression ratios), and bytes are counted while writing since the sizes in a ZIP header can lie: the
+checks live in :mod:`train.archives`, shared with the imaging kit's DICOM series in a ZIP.
 The dataset is then read by ``train.data`` (the same loader the training run will use), and every
 picture is made once as training will make it (DICOM frames and windows included), so the validation
 report shows exactly what training will see, bad pictures named by their record.
@@ -11,31 +12,23 @@ report shows exactly what training will see, bad pictures named by their record.
 from __future__ import annotations
 
 import shutil
-import stat
 import zipfile
 from dataclasses import dataclass, field
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
+from train import archives
+from train.archives import ArchiveError
 from train.data import DataError, LoadResult, dataset_files, load_many, picture_problems
 
-MAX_FILES = 5000
-MAX_MEMBER_BYTES = 50 * 1024**2
-MAX_TOTAL_BYTES = 2 * 1024**3
-MAX_RATIO = 200  # uncompressed / compressed; real PNG/JPEG/JSON archives stay far below
+MAX_FILES = archives.DATASET_LIMITS.max_files
+MAX_MEMBER_BYTES = archives.DATASET_LIMITS.max_member_bytes
+MAX_TOTAL_BYTES = archives.DATASET_LIMITS.max_total_bytes
+MAX_RATIO = archives.DATASET_LIMITS.max_ratio
 DATA_SUFFIXES = (".json", ".jsonl")
 
 
 class UploadError(ValueError):
     """An upload that was refused; nothing of it was written outside the run folder."""
-
-
-def _safe_name(name: str) -> PurePosixPath:
-    path = PurePosixPath(name.replace("\\", "/"))
-    if path.is_absolute() or name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        raise UploadError(f"The ZIP entry {name!r} has an absolute path: refused. Zip the folder's contents instead.")
-    if any(part == ".." for part in path.parts):
-        raise UploadError(f"The ZIP entry {name!r} points outside its folder ('..'): refused.")
-    return path
 
 
 def extract_zip(
@@ -45,53 +38,11 @@ def extract_zip(
     max_member_bytes: int = MAX_MEMBER_BYTES,
     max_total_bytes: int = MAX_TOTAL_BYTES,
 ) -> Path:
-    """Unpack ``archive`` into ``destination`` after checking every entry; returns ``destination``.
-
-    Checks happen before anything is written, so a refused archive leaves nothing behind.
-    """
-    destination = Path(destination).resolve()
+    """Unpack ``archive`` into ``destination`` after checking every entry (:func:`train.archives.extract_zip`)."""
     try:
-        bundle = zipfile.ZipFile(archive)
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise UploadError(f"{Path(archive).name}: not a readable ZIP file ({exc}).") from exc
-    with bundle:
-        members = [m for m in bundle.infolist() if not m.is_dir()]
-        if len(members) > max_files:
-            raise UploadError(f"The ZIP holds {len(members):,} files; at most {max_files:,} are accepted.")
-        total = 0
-        for member in members:
-            _safe_name(member.filename)
-            if stat.S_ISLNK(member.external_attr >> 16):
-                raise UploadError(f"The ZIP entry {member.filename!r} is a symbolic link: refused.")
-            if member.file_size > max_member_bytes:
-                raise UploadError(
-                    f"The ZIP entry {member.filename!r} is {member.file_size / 1024**2:.0f} MB; "
-                    f"each file may be at most {max_member_bytes / 1024**2:.0f} MB."
-                )
-            if member.compress_size and member.file_size / member.compress_size > MAX_RATIO:
-                raise UploadError(f"The ZIP entry {member.filename!r} is compressed {MAX_RATIO}x or more: refused.")
-            total += member.file_size
-        if total > max_total_bytes:
-            raise UploadError(
-                f"The ZIP unpacks to {total / 1024**3:.1f} GB; at most {max_total_bytes / 1024**3:.0f} GB."
-            )
-        destination.mkdir(parents=True, exist_ok=True)
-        written = 0
-        for member in members:
-            target = (destination / _safe_name(member.filename)).resolve()
-            if destination not in target.parents:
-                raise UploadError(f"The ZIP entry {member.filename!r} points outside its folder: refused.")
-            target.parent.mkdir(parents=True, exist_ok=True)
-            try:
-                with bundle.open(member) as source, target.open("wb") as sink:
-                    while chunk := source.read(1 << 20):
-                        written += len(chunk)
-                        if written > max_total_bytes or sink.tell() + len(chunk) > max_member_bytes:
-                            raise UploadError(f"The ZIP entry {member.filename!r} is larger than its header says.")
-                        sink.write(chunk)
-            except (zipfile.BadZipFile, OSError, EOFError) as exc:
-                raise UploadError(f"The ZIP entry {member.filename!r} is damaged ({exc}): refused.") from exc
-    return destination
+        return archives.extract_zip(archive, destination, max_files, max_member_bytes, max_total_bytes)
+    except ArchiveError as exc:
+        raise UploadError(str(exc)) from exc
 
 
 def receive_upload(upload: str | Path, run_dir: str | Path) -> Path:

@@ -242,7 +242,7 @@ def test_a_grpo_batch_decodes_each_repeated_image_once(synthetic_jsonl, monkeypa
     samples = load_samples(synthetic_jsonl).samples[:2]
     decoded: list[str] = []
     real = train.data.model_picture
-    monkeypatch.setattr(train.data, "model_picture", lambda path, *a: decoded.append(path) or real(path, *a))
+    monkeypatch.setattr(train.data, "model_picture", lambda path, *a, **k: decoded.append(path) or real(path, *a, **k))
     dataset = to_hf_dataset(samples, prompt_style="no_think")
     batch = dataset.__getitems__([0, 0, 0, 1, 1, 1])
     assert [row["id"] for row in batch] == [samples[0].id] * 3 + [samples[1].id] * 3

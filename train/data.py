@@ -1,7 +1,8 @@
 """Datasets: OmniMedVQA's raw QA files, Med-R1's split files and medr1's own JSONL, into one record type.
 
 Every loader turns its records into :class:`Sample` (question, 2-6 options, gold letter, modality,
-question type, image path, and for DICOM an optional frame and window). A record that cannot be used
+question type, image path, and for DICOM an optional frame and window; for a series or volume the slice
+and, when the ZIP, folder or 4-D NIfTI holds several, which series). A record that cannot be used
 (image missing, gold answer not among the options, an unknown field that is probably a typo, a window
 that is neither a preset nor centre/width) is reported with its file and record id and then skipped,
 or stops the load with ``on_error="raise"``; it is never dropped silently.
@@ -148,6 +149,9 @@ class Sample:
     """Frame of a multi-frame file (DICOM cine, multi-page TIFF); 0 for single pictures."""
     window: str = ""
     """DICOM window as text: "" (the file's default), a preset name, or "CENTRE,WIDTH"."""
+    series: str = ""
+    """When ``image`` is a ZIP or folder of DICOM files or a 4-D NIfTI holding several: which one ("" = the only
+    one; a listing index as text, or a Series Instance UID). ``frame`` is then the slice."""
 
     @property
     def answer_text(self) -> str:
@@ -155,7 +159,7 @@ class Sample:
 
     def picture(self, bounds: PixelBounds | None = None) -> Image.Image:
         """The exact picture the model receives for this question (see :func:`train.imaging.model_picture`)."""
-        return model_picture(self.image, self.frame, parse_window(self.window), bounds)
+        return model_picture(self.image, self.frame, parse_window(self.window), bounds, series=self.series or None)
 
 
 @dataclass(frozen=True)
@@ -190,8 +194,9 @@ class LoadResult:
         }
 
 
-# Fields every format may add: which frame of a multi-frame file, and the DICOM window to show it in.
-_PICTURE_FIELDS = {"frame", "window"}
+# Fields every format may add: which frame of a multi-frame file (or slice of a series or volume: "slice" is
+# an alias), the DICOM window to show it in, and which series of a ZIP/folder/4-D NIfTI holding several.
+_PICTURE_FIELDS = {"frame", "slice", "window", "series"}
 _JSONL_FIELDS = {"id", "image", "question", "options", "answer", "modality", "question_type"} | _PICTURE_FIELDS
 _OMNI_FIELDS = (
     {
@@ -476,9 +481,10 @@ def iter_records(
             fields = convert(record)
             image = Path(str(fields["image"]).removeprefix("file://"))
             image = image if image.is_absolute() else root / image
-            if check_images and not image.is_file():
+            if check_images and not image.exists():  # a folder of DICOM files is an image too
                 raise ValueError(f"image not found: {image}")
-            picture_frame = _frame(record.get("frame", frame))
+            picture_frame = _frame(_slice_field(record, frame))
+            picture_series = _series(record.get("series"))
             picture_window = window_text(parse_window(record.get("window", window)))
         except KeyError as exc:
             yield index, record, RecordProblem(str(path), record_id, f"missing field {exc.args[0]!r}")
@@ -496,6 +502,7 @@ def iter_records(
                 source=str(path),
                 frame=picture_frame,
                 window=picture_window,
+                series=picture_series,
             )
             yield index, record, sample
 
@@ -504,6 +511,24 @@ def _frame(value: object) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().isdigit():
         raise ValueError(f"frame must be a whole number from 0, not {str(value)[:20]!r}")
     return int(value)
+
+
+def _slice_field(record: dict[str, Any], default: object) -> object:
+    if "slice" in record and "frame" in record and record["slice"] != record["frame"]:
+        raise ValueError('give "frame" or "slice" (the same thing for a series or volume), not both')
+    return record.get("slice", record.get("frame", default))
+
+
+def _series(value: object) -> str:
+    """A record's ``"series"``: a listing index (0, 1...) or a Series Instance UID, as text; "" when absent."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, int) and not isinstance(value, bool) and value >= 0:
+        return str(value)
+    text = str(value).strip() if isinstance(value, str) else ""
+    if text and len(text) <= 64 and all(c.isdigit() or c == "." for c in text):
+        return text
+    raise ValueError(f"series must be an index from 0 or a Series Instance UID, not {str(value)[:20]!r}")
 
 
 def load_many(paths: Iterable[str | Path], **kwargs: Any) -> LoadResult:
@@ -617,7 +642,9 @@ def to_hf_dataset(
 
     if not samples:
         raise DataError("No samples to train or evaluate on: check the dataset path and the filters.")
-    columns = ("id", "image_path", "frame", "window", "question", "options", "answer", "modality", "question_type")
+    columns = (
+        "id", "image_path", "frame", "window", "series", "question", "options", "answer", "modality", "question_type",
+    )  # fmt: skip
     prompt = get_prompt(prompt).name
     rows: dict[str, list] = {key: [] for key in (*columns, "prompt", "prompt_style", "prompt_name")}
     for s in samples:
@@ -637,8 +664,11 @@ def to_hf_dataset(
 
     def attach_images(batch: dict[str, list]) -> dict[str, list]:
         # GRPO's sampler asks for each question num_generations times in one batch: decode each picture once.
-        keys = list(zip(batch["image_path"], batch["frame"], batch["window"], strict=True))
-        loaded = {key: model_picture(key[0], key[1], parse_window(key[2]), bounds) for key in dict.fromkeys(keys)}
+        keys = list(zip(batch["image_path"], batch["frame"], batch["window"], batch["series"], strict=True))
+        loaded = {
+            key: model_picture(key[0], key[1], parse_window(key[2]), bounds, series=key[3] or None)
+            for key in dict.fromkeys(keys)
+        }
         batch["image"] = [loaded[key] for key in keys]
         return batch
 
@@ -652,10 +682,10 @@ def picture_problems(samples: Sequence[Sample], bounds: PixelBounds | None = Non
     A damaged DICOM, a frame past the end or a window preset the file does not offer is reported with
     the record that names it, like any other bad record, before a run is started on the data.
     """
-    failures: dict[tuple[str, int, str], str] = {}
+    failures: dict[tuple[str, int, str, str], str] = {}
     problems = []
     for s in samples:
-        key = (s.image, s.frame, s.window)
+        key = (s.image, s.frame, s.window, s.series)
         if key not in failures:
             try:
                 s.picture(bounds)

@@ -275,6 +275,7 @@ def score(
         image=sample.image,
         frame=sample.frame,
         window=sample.window,
+        series=sample.series,
         issues=parsed.issues,
         error=error,
     )

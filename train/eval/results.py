@@ -53,6 +53,8 @@ class QuestionResult:
     frame: int = 0
     window: str = ""
     """The DICOM window the picture was shown in ("" for the file's default)."""
+    series: str = ""
+    """Which series of a ZIP/folder (or volume of a 4-D NIfTI) the slice came from ("" = the only one)."""
     issues: tuple[str, ...] = ()
     """Parser's plain-language notes on a malformed or unreadable answer."""
     error: str | None = None

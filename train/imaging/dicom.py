@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import math
 import struct
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -107,15 +108,59 @@ class FrameParams:
 # -- reading and validation -------------------------------------------------------------------------
 
 
-def _open(source: Path | bytes) -> BinaryIO:
-    return io.BytesIO(source) if isinstance(source, bytes) else source.open("rb")
+Opener = Callable[[], BinaryIO]
+"""A function that opens a fresh binary stream on a file, e.g. an entry of a ZIP read in place."""
+
+
+class _Nameless(io.RawIOBase):
+    """A binary stream without a ``name``: pydicom writes ``fp.name`` into its warnings and logs.
+
+    A file's path, or a ZIP entry's name, holds folder names of the export, which are often the patient's.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        super().__init__()
+        self._stream = stream
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        return self._stream.read(size)
+
+    def readinto(self, buffer) -> int:  # type: ignore[override]
+        data = self._stream.read(len(buffer))
+        buffer[: len(data)] = data
+        return len(data)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        return self._stream.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._stream.tell()
+
+    def close(self) -> None:
+        self._stream.close()
+        super().close()
+
+
+def _open(source: Path | bytes | Opener) -> BinaryIO:
+    if isinstance(source, bytes):
+        return io.BytesIO(source)
+    stream = source.open("rb") if isinstance(source, Path) else source()
+    return _Nameless(stream)  # type: ignore[return-value]
 
 
 def _size(source: Path | bytes) -> int:
     return len(source) if isinstance(source, bytes) else source.stat().st_size
 
 
-def _read_header(source: Path | bytes, name: str, force: bool) -> tuple[Dataset, PixelElement | None, Dataset | None]:
+def _read_header(
+    source: Path | bytes | Opener, name: str, force: bool
+) -> tuple[Dataset, PixelElement | None, Dataset | None]:
     """Read everything before the pixel data and locate the pixel element without reading it."""
     with _open(source) as stream:
         try:
@@ -133,7 +178,7 @@ def _read_header(source: Path | bytes, name: str, force: bool) -> tuple[Dataset,
         return ds, _pixel_element(stream, ds, position, name), None
 
 
-def _read_deflated(source: Path | bytes, name: str, force: bool) -> Dataset:
+def _read_deflated(source: Path | bytes | Opener, name: str, force: bool) -> Dataset:
     with _open(source) as stream:
         try:
             return dcmread(stream, force=force)
@@ -282,6 +327,66 @@ def _check_length(info: dict[str, Any], element: PixelElement, ts: UID, file_siz
         )
 
 
+@dataclass(frozen=True)
+class DicomHeader:
+    """A DICOM image's header, checked: dataset without pixels, pixel element, transfer syntax, pixel module."""
+
+    ds: Dataset
+    element: PixelElement
+    full: Dataset | None
+    """The whole dataset, for deflated files only (they must be inflated to be read at all)."""
+    transfer_syntax: UID
+    info: dict[str, Any]
+
+
+def read_dataset(
+    source: Path | bytes | Opener, name: str, *, preamble: bool
+) -> tuple[Dataset, PixelElement | None, Dataset | None]:
+    """The header (no pixel read), the pixel element's place, and the whole dataset of a deflated file.
+
+    A series scan needs the header even when the pixel data turns out to be unusable, to say *which*
+    slice was left out; :func:`validate_header` then checks the image itself.
+    """
+    return _read_header(source, name, force=not preamble)
+
+
+def validate_header(
+    ds: Dataset, element: PixelElement | None, full: Dataset | None, name: str, *, preamble: bool, size: int
+) -> DicomHeader:
+    """Check that ``ds`` holds a displayable image whose pixel data is all there, decoding nothing."""
+    if full is not None:  # deflated: the whole dataset is in memory already
+        keyword = next((k for k in _PIXEL_TAGS.values() if k in full), None)
+        element = PixelElement(keyword, "OB", 0, len(full[keyword].value)) if keyword else None
+        ds = full
+    if element is None:
+        if not preamble and tags.uid(ds, "SOPClassUID") is None:
+            raise NotAnImage(
+                f"{name}: not a DICOM file or a PNG, JPEG, TIFF, BMP, WebP or GIF image. Check that the "
+                "right file was chosen."
+            )
+        raise NoPixelData(_no_pixel_message(ds, name))
+    if not preamble and ("Rows" not in ds or "Columns" not in ds):
+        raise NotAnImage(f"{name}: not a DICOM image (no DICM marker and no image header). Check the file.")
+    ts = _transfer_syntax(ds)
+    require_decoder(ts, name)
+    info = _validate_pixel_module(ds, element, name)
+    if full is None:
+        _check_length(info, element, ts, size, name)
+    return DicomHeader(ds, element, full, ts, info)
+
+
+def read_header(source: Path | bytes | Opener, name: str, *, preamble: bool, size: int) -> DicomHeader:
+    """Read and validate everything a frame needs, decoding no pixel: the checks of ``open_study``.
+
+    A series scan runs its two halves (:func:`read_dataset`, :func:`validate_header`) on every file of a
+    ZIP or folder, from a stream on the entry so only the header is inflated, and decodes a slice only
+    when it is shown. ``size`` is the file's length in bytes, against which the pixel data's announced
+    length is checked.
+    """
+    ds, element, full = read_dataset(source, name, preamble=preamble)
+    return validate_header(ds, element, full, name, preamble=preamble, size=size)
+
+
 # -- per-frame attributes ---------------------------------------------------------------------------
 
 
@@ -330,26 +435,10 @@ class DicomStudy(Study):
     """A DICOM image object. Build it with :func:`train.imaging.open_study`."""
 
     def __init__(self, source: Path | bytes, name: str, *, preamble: bool) -> None:
-        ds, element, full = _read_header(source, name, force=not preamble)
-        if full is not None:  # deflated: the whole dataset is in memory already
-            keyword = next((k for k in _PIXEL_TAGS.values() if k in full), None)
-            element = PixelElement(keyword, "OB", 0, len(full[keyword].value)) if keyword else None
-            ds = full
-        if element is None:
-            if not preamble and tags.uid(ds, "SOPClassUID") is None:
-                raise NotAnImage(
-                    f"{name}: not a DICOM file or a PNG, JPEG, TIFF, BMP, WebP or GIF image. Check that the "
-                    "right file was chosen."
-                )
-            raise NoPixelData(_no_pixel_message(ds, name))
-        if not preamble and ("Rows" not in ds or "Columns" not in ds):
-            raise NotAnImage(f"{name}: not a DICOM image (no DICM marker and no image header). Check the file.")
+        header = read_header(source, name, preamble=preamble, size=_size(source))
+        ds, full, element, info = header.ds, header.full, header.element, header.info
         self._source, self._ds, self._full, self._element = source, ds, full, element
-        self._ts = _transfer_syntax(ds)
-        require_decoder(self._ts, name)
-        info = _validate_pixel_module(ds, element, name)
-        if full is None:
-            _check_length(info, element, self._ts, _size(source), name)
+        self._ts = header.transfer_syntax
         self._info = info
         self._photometric: str = info["photometric"]
         self._opts = self._decode_options(element)
@@ -541,4 +630,16 @@ class DicomStudy(Study):
         return np.clip(rgb.astype(np.float32) * scale + 0.5, 0, 255).astype(np.uint8)
 
 
-__all__ = ["BURNED_IN_WARNING", "MAX_IMAGE_PIXELS", "DicomStudy", "FrameParams", "PixelElement", "frame_params"]
+__all__ = [
+    "BURNED_IN_WARNING",
+    "MAX_IMAGE_PIXELS",
+    "DicomHeader",
+    "DicomStudy",
+    "FrameParams",
+    "Opener",
+    "PixelElement",
+    "frame_params",
+    "read_dataset",
+    "read_header",
+    "validate_header",
+]

@@ -11,17 +11,24 @@ syntax names), so patient data cannot leak through an error shown on screen or w
 
 from __future__ import annotations
 
+from typing import Any
+
 __all__ = [
     "CorruptFile",
     "FrameOutOfRange",
     "ImageNotFound",
     "ImagingError",
     "InvalidWindow",
+    "MixedStudies",
     "NoPixelData",
     "NotAnImage",
+    "SeriesNotFound",
+    "SeveralSeries",
     "TooLarge",
+    "UnsafeArchive",
     "UnsupportedCodec",
     "UnsupportedDicom",
+    "UnsupportedVolume",
 ]
 
 
@@ -63,3 +70,27 @@ class UnsupportedDicom(ImagingError):
 
 class InvalidWindow(ImagingError):
     """A window argument that is neither a known preset name nor a (centre, width) with width > 0."""
+
+
+class UnsafeArchive(ImagingError):
+    """A ZIP refused by :mod:`train.archives` (traversal, links, bombs, lying sizes) or not readable as one."""
+
+
+class MixedStudies(ImagingError):
+    """Files of more than one patient or study in one upload: refused, so no question mixes two people."""
+
+
+class SeveralSeries(ImagingError):
+    """A ZIP, folder or 4-D volume holding several series: say which. ``listing`` offers them, scanned once."""
+
+    def __init__(self, message: str, listing: Any) -> None:
+        super().__init__(message)
+        self.listing = listing
+
+
+class SeriesNotFound(ImagingError):
+    """A series index or UID (or a 4-D volume's index) that the upload does not hold."""
+
+
+class UnsupportedVolume(ImagingError):
+    """A NIfTI volume whose layout cannot be shown (colour or complex voxels, more than four dimensions)."""

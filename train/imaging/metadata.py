@@ -6,7 +6,8 @@ each value must also *look* like what the attribute holds (a code string of capi
 number, a known UID), so a patient name typed into BodyPartExamined is dropped rather than shown.
 Text values are read from the raw bytes (:mod:`.tags`), so pydicom never echoes them in a warning.
 Dates, times, names, IDs, institutions, descriptions and comments are not on the list and are never
-touched (pydicom converts element values lazily, so unread values are not even decoded).
+touched (the one exception, Series Description, is shown only when every word is a known imaging term:
+:func:`safe_description`) (pydicom converts element values lazily, so unread values are not even decoded).
 """
 
 from __future__ import annotations
@@ -141,3 +142,70 @@ def summarize(ds: Dataset, *, frames: int, transfer_syntax: str, frame0_groups: 
     summary["frames"] = frames
     summary["transfer_syntax"] = describe(transfer_syntax)
     return summary
+
+
+# -- series descriptions ------------------------------------------------------------------------------
+#
+# Series Description is free text typed by a technologist or copied from a protocol name. It is what
+# makes a series recognisable ("AX T2 FLAIR", "HEAD 5mm STD", "CHEST W/O CONTRAST"), but nothing stops
+# it holding a name, a date or a research ID. It is therefore shown only when *every* word is a known
+# imaging term, a short number (at most three digits before the point, so no date or ID passes), a
+# number with a unit, or a reconstruction-kernel code; otherwise it is withheld entirely, never
+# partly. Fail closed: a description we do not recognise costs a label, a leak would cost a patient.
+_TERMS = frozenset(
+    """
+    ax axial sag sagittal cor coronal tra trans transverse obl oblique 2d 3d 4d mpr mip minip avg vr
+    t1 t2 t1w t2w t2star pd pdw flair stir dwi dti adc trace swi gre se tse fse epi ir mprage mp rage
+    space cube bravo vibe dixon haste ssfse fiesta trufi bffe tof pc cine lge psir swan thrive lava
+    fs fat sat water in out opp phase post pre gad gd contrast c con with without wo w o non noncon nc
+    head brain neck chest thorax lung lungs abd abdomen pelvis spine cspine tspine lspine cervical
+    thoracic lumbar sacrum knee hip shoulder ankle wrist elbow hand foot cardiac heart liver kidney
+    kidneys renal pancreas prostate breast orbit orbits sinus sinuses iac temporal face facial
+    extremity upper lower whole body wb skull angio cta mra ctv mrv venogram perfusion perf
+    std standard soft tissue bone sharp smooth detail mediastinum mediastinal window recon
+    reconstruction thin thick slice slices mm cm ms kv mas scout localizer localiser loc topogram
+    surview tomo dose arterial venous portal delayed native helical spiral routine volume vol
+    iterative idose asir safire admire fbp dual energy mono keV iodine map maps report screen save
+    l r left right bilateral bil ap pa lat lateral frontal
+    """.casefold().split()
+)
+_TOKEN = re.compile(r"[A-Za-z0-9.]+")
+_SHORT_NUMBER = re.compile(r"\d{1,3}(\.\d{1,3})?")
+_NUMBER_UNIT = re.compile(r"\d{1,3}(\.\d{1,3})?(mm|cm|ms|kv|kev|mas|s)", re.I)
+# Reconstruction kernels by their vendors' prefixes (Siemens B30f, Br40, Hr38, I31s, Qr40; Canon FC03).
+_KERNEL = re.compile(r"(B|Br|Bv|Bf|Bl|Hr|Hf|Qr|Sa|Kr|Ur|I|H|D|U|T|FC)\d{2}[fsuh]?")
+_DESCRIPTION_CHARS = re.compile(r"[A-Za-z0-9 .,_/+\-()\[\]:#&*]{1,64}")
+
+
+def _known_word(token: str) -> bool:
+    return (
+        token.casefold() in _TERMS
+        or bool(_SHORT_NUMBER.fullmatch(token))
+        or bool(_NUMBER_UNIT.fullmatch(token))
+        or bool(_KERNEL.fullmatch(token))
+    )
+
+
+def safe_description(text: str | None) -> str | None:
+    """``text`` if every word in it is a known imaging term or a short number, else None (see above)."""
+    if not text:
+        return None
+    text = " ".join(text.split())
+    if not _DESCRIPTION_CHARS.fullmatch(text):
+        return None
+    tokens = [t.strip(".") for t in _TOKEN.findall(text)]
+    tokens = [t for t in tokens if t]
+    return text if tokens and all(_known_word(t) for t in tokens) else None
+
+
+def series_description(ds: Dataset) -> str | None:
+    """The dataset's Series Description if it passes :func:`safe_description`, read from raw bytes."""
+    values = strings(ds, "SeriesDescription")
+    return safe_description("\\".join(values)) if values else None
+
+
+def series_number(ds: Dataset) -> int | None:
+    """Series Number (an IS: a small whole number the scanner assigns), or None."""
+    values = strings(ds, "SeriesNumber")
+    number = _number(values) if values else None
+    return number if isinstance(number, int) and 0 <= number < 100_000 else None

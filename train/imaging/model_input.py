@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from pathlib import Path
 
 from PIL import Image
 
 from .errors import TooLarge
-from .files import Source, open_study
+from .files import Source, open_cached, open_study
 from .standard import source_name, to_rgb
 from .study import Study, WindowArg
 
@@ -115,14 +116,22 @@ def model_picture(
     window: WindowArg = None,
     bounds: PixelBounds | None = None,
     name: str | None = None,
+    series: int | str | None = None,
 ) -> Image.Image:
     """The exact picture the processor receives for a file, a frame and a window: the one entry point.
 
-    ``source`` is a path (DICOM recognised by content, extension or not), the file's bytes, a PIL
-    image, or an already opened :class:`Study` (the app keeps one per session). The frame is rendered
-    with ``window`` (None: the file's or the modality's default; a preset name such as ``"lung"``; or
-    ``(centre, width)`` in modality units) and resized to :func:`model_input_size`. Raises an
-    :class:`~train.imaging.errors.ImagingError` for anything that cannot be used.
+    ``source`` is a path (DICOM recognised by content, extension or not; a ZIP or folder of a DICOM series;
+    a NIfTI volume), the file's bytes, a PIL image, or an already opened :class:`Study` (the app keeps one
+    per session). For a series or volume ``frame`` is the slice and ``series`` chooses the series (or a
+    4-D volume's volume); a path to one is kept open between calls (:func:`~train.imaging.files.open_cached`).
+    The frame is rendered with ``window`` (None: the file's or the modality's default; a preset name such
+    as ``"lung"``; or ``(centre, width)`` in modality units) and resized to :func:`model_input_size`.
+    Raises an :class:`~train.imaging.errors.ImagingError` for anything that cannot be used.
     """
-    study = source if isinstance(source, Study) else open_study(source, name=name)
+    if isinstance(source, Study):
+        study = source
+    elif isinstance(source, (str, Path)) and name is None:
+        study = open_cached(source, series=series)
+    else:
+        study = open_study(source, name=name, series=series)
     return fit_to_model(study.render(frame, window), bounds, name=study.name)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from .errors import CorruptFile, FrameOutOfRange, ImagingError, InvalidWindow, TooLarge
+from .errors import CorruptFile, FrameOutOfRange, ImagingError, InvalidWindow, TooLarge, UnsupportedVolume
 from .window import AUTO, FULL, Window, apply_window, check_window, full_window, percentile_window
 
 WindowArg = None | str | Window | Sequence[float]
@@ -57,6 +57,10 @@ class Study:
     default_window: Window | None = None
     presets: dict[str, Window] = field(default_factory=dict)
     is_color: bool = False
+    frame_noun: str = "frame"
+    """What one of ``num_frames`` is called in labels and messages: "frame", or "slice" for series and volumes."""
+
+    _container = "file"  # what holds the frames, in messages ("this series has 120 slices")
 
     def __post_init__(self) -> None:
         self._lock = threading.Lock()
@@ -103,6 +107,26 @@ class Study:
         with self._lock:
             self._cached = None
 
+    @property
+    def views(self) -> tuple[str, ...]:
+        """Other planes this study can be shown in (a NIfTI volume: "axial", "sagittal", "coronal"); () if none."""
+        return ()
+
+    def reformat(self, view: str) -> Study:
+        """The same data seen in another plane from :attr:`views` (only volumes offer any)."""
+        raise UnsupportedVolume(f"{self.name}: only NIfTI volumes can be shown in another plane ({view[:20]!r} asked).")
+
+    def close(self) -> None:
+        """Release what the study holds open (an archive, a temporary file); a no-op for a single picture.
+
+        Optional: what a study holds is also released when it is garbage-collected.
+        """
+
+    def _add_warning(self, warning: str) -> None:
+        """Add a warning found while decoding (e.g. NaN voxels in a slice), once."""
+        if warning not in self.warnings:
+            self.warnings = (*self.warnings, warning)
+
     def __repr__(self) -> str:
         width, height = self.size
         modality = self.metadata.get("modality") or self.metadata.get("format") or "?"
@@ -122,17 +146,18 @@ class Study:
             raise TooLarge(f"{self.name}: not enough memory to show frame {frame}.") from None
         except Exception as exc:
             raise CorruptFile(
-                f"{self.name}: frame {frame} could not be displayed ({type(exc).__name__}); the file is "
-                "probably damaged. Export or copy it again."
+                f"{self.name}: {self.frame_noun} {frame} could not be displayed ({type(exc).__name__}); the "
+                f"{self._container} is probably damaged. Export or copy it again."
             ) from exc
 
     def _frame(self, frame: int) -> Frame:
+        noun = self.frame_noun
         if isinstance(frame, bool) or not isinstance(frame, (int, np.integer)):
-            raise FrameOutOfRange(f"{self.name}: frame must be a whole number, not {type(frame).__name__}.")
+            raise FrameOutOfRange(f"{self.name}: {noun} must be a whole number, not {type(frame).__name__}.")
         if not 0 <= frame < self.num_frames:
             raise FrameOutOfRange(
-                f"{self.name}: frame {frame} does not exist; this file has {self.num_frames} frame(s), "
-                f"numbered 0 to {self.num_frames - 1}."
+                f"{self.name}: {noun} {frame} does not exist; this {self._container} has {self.num_frames} "
+                f"{noun}(s), numbered 0 to {self.num_frames - 1}."
             )
         with self._lock:
             if self._cached is not None and self._cached[0] == frame:

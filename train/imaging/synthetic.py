@@ -175,3 +175,111 @@ def write_large_multiframe(path: str | Path, frames: int, rows: int = 1024, colu
         for index in range(frames):
             stream.write((frame + np.int16(index)).tobytes())
     return path
+
+
+# -- series and volumes -------------------------------------------------------------------------------
+
+AXIAL = (1.0, 0.0, 0.0, 0.0, 1.0, 0.0)
+"""Image Orientation (Patient) of an axial slice: rows along +x (patient left), columns along +y (posterior)."""
+
+
+def ct_series(
+    slices: int = 120,
+    rows: int = 64,
+    columns: int = 64,
+    *,
+    spacing: float = 2.5,
+    pixel_spacing: float = 0.7,
+    first_position: float = -150.0,
+    orientation: tuple[float, ...] = AXIAL,
+    series_uid: str | None = None,
+    study_uid: str | None = None,
+    patient_id: str = "SYNTH-0001",
+    patient_name: str = "SYNTHETIC^PATIENT",
+    series_number: int = 2,
+    description: str = "AX HEAD STD",
+    seed: int = 0,
+    **attributes: Any,
+) -> list[Dataset]:
+    """A CT series of single-frame slices sharing one Series Instance UID, ``spacing`` mm apart.
+
+    Slice ``k`` (counted along the slice normal) carries a 4 x 4 marker in its top-left corner whose
+    value is ``10 * k`` HU, so a test can read back which slice it is shown; Instance Number is ``k + 1``.
+    ``attributes`` are set on every slice (e.g. ``BodyPartExamined="HEAD"``).
+    """
+    base = ct_phantom(rows, columns, seed=seed)
+    row, column = np.asarray(orientation[:3]), np.asarray(orientation[3:])
+    normal = np.cross(row, column)
+    origin = -(columns / 2) * pixel_spacing * row - (rows / 2) * pixel_spacing * column
+    series_uid = series_uid or generate_uid()
+    study_uid = study_uid or generate_uid()
+    frame_of_reference = generate_uid()
+    out = []
+    for k in range(slices):
+        pixels = base.copy()
+        pixels[:4, :4] = 10 * k
+        position = origin + (first_position + k * spacing) * normal
+        ds = make_dataset(
+            pixels, modality="CT", RescaleSlope=1, RescaleIntercept=0, WindowCenter=40, WindowWidth=400,
+            PatientName=patient_name, PatientID=patient_id, StudyInstanceUID=study_uid,
+            SeriesInstanceUID=series_uid, SeriesNumber=series_number, SeriesDescription=description,
+            FrameOfReferenceUID=frame_of_reference, InstanceNumber=k + 1,
+            ImagePositionPatient=[round(float(v), 4) for v in position],
+            ImageOrientationPatient=[float(v) for v in orientation],
+            PixelSpacing=[pixel_spacing, pixel_spacing], SliceThickness=spacing, **attributes,
+        )  # fmt: skip
+        out.append(ds)
+    return out
+
+
+def write_series(
+    datasets: Iterable[Dataset], target: str | Path, *, names: Iterable[str] | None = None, seed: int = 0
+) -> Path:
+    """Write slices as files under ``target`` (a folder, or a ``.zip`` written deflated), in shuffled order.
+
+    ``names`` (relative paths, may hold folders) default to random hexadecimal names: file names say
+    nothing about the order, as in a real PACS export.
+    """
+    import zipfile
+
+    target = Path(target)
+    datasets = list(datasets)
+    rng = np.random.default_rng(seed)
+    names = list(names) if names is not None else [f"{rng.integers(1 << 48):012x}" for _ in datasets]
+    order = rng.permutation(len(datasets))
+    if target.suffix.lower() == ".zip":
+        with zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as bundle:
+            for i in order:
+                bundle.writestr(names[i], to_bytes(datasets[i]))
+        return target
+    for i in order:
+        path = target / names[i]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        save(datasets[i], path)
+    return target
+
+
+def write_nifti(
+    path: str | Path,
+    data: np.ndarray,
+    *,
+    zooms: tuple[float, ...] = (1.0, 1.0, 1.0),
+    affine: np.ndarray | None = None,
+    slope: float | None = None,
+    inter: float | None = None,
+) -> Path:
+    """Save ``data`` (x, y, z[, t]) as NIfTI-1 (``.nii`` or ``.nii.gz`` by the name) with a RAS affine of ``zooms``.
+
+    With ``slope``/``inter`` the stored integers are scaled on reading (``scl_slope``/``scl_inter``): store
+    ``(hu - inter) / slope`` to get ``hu`` back, as CT converters do.
+    """
+    import nibabel as nib
+
+    if affine is None:
+        affine = np.diag([*zooms[:3], 1.0])
+    image = nib.Nifti1Image(data, affine)
+    image.header.set_zooms(tuple(zooms[: data.ndim]) + (1.0,) * max(0, data.ndim - len(zooms)))
+    if slope is not None or inter is not None:
+        image.header.set_slope_inter(slope if slope is not None else 1.0, inter if inter is not None else 0.0)
+    nib.save(image, str(path))
+    return Path(path)
