@@ -112,7 +112,7 @@ def reference_pass(url: str, images: list[Path], pool: list[tuple[str, int]], ma
     expected = {}
     for index, image in enumerate(images):
         client = Client(url, verbose=False)
-        client.predict(handle_file(str(image)), api_name="/open")
+        client.predict([handle_file(str(image))], api_name="/open")
         for question, seed in pool:
             result = client.predict(*ask_args(question, seed, max_new_tokens), api_name="/ask")[RESULT]
             if "error" in result:
@@ -151,7 +151,7 @@ def run_load(
         image_index = number % len(images)
         try:
             client = Client(url, verbose=False)
-            client.predict(handle_file(str(images[image_index])), api_name="/open")
+            client.predict([handle_file(str(images[image_index]))], api_name="/open")
         except Exception as exc:
             with lock:
                 report.errors.append(f"client {number} could not open its image: {exc!r}")

@@ -13,6 +13,8 @@ class AskTab:
     """The Ask tab's components (handlers return ``{component: value}`` dicts keyed by these)."""
 
     study: gr.State
+    listing: gr.State
+    """The upload's series (or volumes), scanned once: another one opens without a new scan."""
     conversation: gr.State
     banner: gr.HTML
     upload: gr.File
@@ -23,6 +25,10 @@ class AskTab:
     center: gr.Slider
     width: gr.Slider
     frame: gr.Slider
+    series: gr.Dropdown
+    view: gr.Radio
+    slices_to_ask: gr.Slider
+    slices_note: gr.Markdown
     metadata: gr.Markdown
     examples_section: gr.Accordion
     gallery: gr.Gallery

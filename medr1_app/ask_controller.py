@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING
 import gradio as gr
 from PIL import Image
 
-from train.imaging import ImagingError, PixelBounds, Study, model_picture, open_study
+from train.imaging import ImagingError, PixelBounds, Study, list_series, model_picture, open_study
+from train.imaging.files import upload_kind
+from train.imaging.slices import MULTI_SLICE_NOTE, slice_pictures
 from train.model_io import ModelLoadError
 from train.protocol import DEFAULT_PROMPT, LETTERS, MAX_OPTIONS, MIN_OPTIONS, build_prompt
 
@@ -202,22 +204,48 @@ class AskController:
             ),
         }  # fmt: skip
 
-    def _study_outputs(self, study: Study, key: str | None, frame: int = 0, status: str = "") -> dict:
+    def _study_outputs(
+        self, study: Study, key: str | None, frame: int | None = None, status: str = "", listing=None,
+        series_index: int = 0,
+    ) -> dict:  # fmt: skip
+        """Everything the screen shows for a newly opened study (a picture, a file's frames, a series, a volume).
+
+        A series or a volume opens on its middle slice (already decoded, and usually the informative one).
+        """
         tab = self.tab
         assert tab is not None
+        if frame is None:
+            frame = study.num_frames // 2 if study.frame_noun == "slice" else 0
         picture = model_picture(study, frame, None, self._bounds(key))
+        several = listing is not None and len(listing) > 1
+        warnings = [*(listing.warnings if listing is not None else ()), *study.warnings]
         return {
             **self.cleared(),
             tab.study: study,
             **self._viewer(study, picture),
             tab.upload_status: render.status_html(status, "info") if status else "",
-            tab.metadata: render.metadata_markdown(study.kind, study.metadata, study.warnings),
+            tab.metadata: render.metadata_markdown(study.kind, study.metadata, tuple(dict.fromkeys(warnings))),
             **self._window_controls(study, frame, DEFAULT, None, None),
             tab.frame: gr.update(
-                minimum=0, maximum=max(study.num_frames - 1, 1), value=frame, step=1, visible=study.num_frames > 1
+                minimum=0, maximum=max(study.num_frames - 1, 1), value=frame, step=1, visible=study.num_frames > 1,
+                label=study.frame_noun.capitalize(),
             ),
             tab.examples_section: gr.update(open=False),
-        }
+            tab.series: gr.update(
+                choices=[(info.label, info.index) for info in listing] if several else [],
+                value=series_index if several else None, visible=several,
+            ),
+            tab.view: gr.update(
+                choices=list(study.views), visible=bool(study.views),
+                value=study.metadata.get("view") or (study.views[0] if study.views else None),
+            ),
+            tab.slices_to_ask: gr.update(
+                value=1, maximum=min(16, max(study.num_frames, 2)), visible=study.num_frames > 1,
+                label=f"Ask about this {study.frame_noun} (1) or N {study.frame_noun}s spread through the study",
+            ),
+            tab.slices_note: "",
+            **({tab.listing: listing} if listing is not None else {}),
+        }  # fmt: skip
 
     def _error_outputs(self, message: str) -> dict:
         tab = self.tab
@@ -236,22 +264,58 @@ class AskController:
         }
 
     # -- image events ------------------------------------------------------------------------------
-    def open_upload(self, path: str | None, model_key: str | None) -> dict:
-        """Read the upload into memory, delete it from disk, open it (DICOM recognised by content)."""
+    def open_upload(self, paths: str | list[str] | None, model_key: str | None) -> dict:
+        """Open what was dropped: one picture or DICOM file, a ZIP of a series, a NIfTI volume, or several files.
+
+        A single picture is read into memory and its upload deleted seconds later; a ZIP or a volume is
+        opened from its path (its own open handle keeps it readable after the upload is deleted, and it
+        is never held whole in memory); several dropped DICOM files are read into memory and grouped by
+        series. Names inside a ZIP are never shown; several files are named by their count.
+        """
         tab = self.tab
         assert tab is not None
-        if not path:
+        paths = [paths] if isinstance(paths, str) else list(paths or [])
+        if not paths:
             return {}
-        name = Path(path).name
+        name = Path(paths[0]).name if len(paths) == 1 else f"{len(paths)} files"
         try:
-            data = self.ctx.uploads.read(path)
+            if len(paths) == 1 and upload_kind(paths[0]) != "file":
+                listing = list_series(paths[0], name=name)
+            else:
+                data = [self.ctx.uploads.read(p) for p in paths]
+                listing = list_series(data[0] if len(data) == 1 else data, name=name)
+            study = listing.open(0)
         except OSError:  # e.g. removed by the janitor just before an identical re-upload landed
             return {**self._error_outputs(f"{name}: the upload could not be read. Upload it again."), tab.upload: None}
-        try:
-            study = open_study(data, name=name)
         except ImagingError as exc:
             return {**self._error_outputs(str(exc)), tab.upload: None}
-        return {**self._study_outputs(study, model_key, status=f"Loaded {name}."), tab.upload: None}
+        finally:
+            for path in paths:
+                self.ctx.uploads.release(path)
+        status = f"Loaded {name}." + (f" It holds {len(listing)} series: pick one below." if len(listing) > 1 else "")
+        return {**self._study_outputs(study, model_key, status=status, listing=listing), tab.upload: None}
+
+    def on_series(self, listing, index: int | None, model_key: str | None) -> dict:
+        """Another series (or volume) of the same upload, opened without scanning it again."""
+        if listing is None or index is None:
+            return {}
+        try:
+            study = listing.open(int(index))
+        except ImagingError as exc:
+            return self._error_outputs(str(exc))
+        return self._study_outputs(study, model_key, listing=listing, series_index=int(index))
+
+    def on_view(self, listing, index: int | None, study: Study | None, view: str | None, model_key: str | None):
+        """A volume seen from another side (axial, coronal, sagittal): a study of its own slices."""
+        tab = self.tab
+        assert tab is not None
+        if study is None or not view or view == study.metadata.get("view"):
+            return {}
+        try:
+            other = study.reformat(view)
+        except ImagingError as exc:
+            return {tab.upload_status: render.status_html(str(exc), "error")}
+        return self._study_outputs(other, model_key, listing=listing, series_index=int(index or 0))
 
     def open_example(self, evt: gr.SelectData, model_key: str | None) -> dict:
         """Open a gallery example and fill in its question and options."""
@@ -350,6 +414,22 @@ class AskController:
             tab.model_status: render.status_html(f"Added {spec.label}. It loads when you ask.", "info"),
         }
 
+    def on_slices(self, study: Study | None, key: str | None, count: int | None) -> dict:
+        """Several slices asked about at once: which ones, what they cost in visual tokens, and the caveat."""
+        tab = self.tab
+        assert tab is not None
+        if study is None or int(count or 1) <= 1:
+            return {tab.slices_note: ""}
+        try:
+            chosen = slice_pictures(study, int(count), None, self._bounds(key))
+        except ImagingError as exc:
+            return {tab.slices_note: render.status_html(str(exc), "error")}
+        shown = ", ".join(str(i) for i in chosen.indices)
+        return {
+            tab.slices_note: f"The question goes with {len(chosen.indices)} {study.frame_noun}s ({shown}): "
+            f"**{chosen.image_tokens} image tokens** in the prompt. {MULTI_SLICE_NOTE}"
+        }
+
     def show_sample(self, conversation: Conversation | None, index: int | None) -> dict:
         """The self-consistency picker: show that sample's reasoning in the reasoning panel."""
         tab = self.tab
@@ -376,9 +456,9 @@ class AskController:
         study: Study | None, model_key: str | None, preset: str, center: float, width: float, frame: int,
         question: str, option_count: int, a: str, b: str, c: str, d: str, e: str, f: str,
         temperature: float, top_p: float, max_new_tokens: int, style: str, seed: float, samples: int,
-        prompt_name: str | None, request: gr.Request,
+        prompt_name: str | None, slices_to_ask: int | None, request: gr.Request,
     ) -> Iterator[dict]:  # fmt: skip
-        """The first question about the picture shown: a new conversation."""
+        """The first question about the picture shown (or N evenly spaced slices): a new conversation."""
         try:
             options = collect_options(option_count, [a, b, c, d, e, f])
         except ValueError as exc:
@@ -386,7 +466,7 @@ class AskController:
             return
         yield from self._answer_turn(
             None, study, model_key, preset, center, width, frame, question, options,
-            (temperature, top_p, max_new_tokens, style, seed, samples, prompt_name), request,
+            (temperature, top_p, max_new_tokens, style, seed, samples, prompt_name), request, slices_to_ask,
         )  # fmt: skip
 
     def follow_up(
@@ -428,7 +508,7 @@ class AskController:
     def _answer_turn(
         self, conversation: Conversation | None, study: Study | None, model_key: str | None, preset: str,
         center: float, width: float, frame: int, question: str, options: list[str] | None,
-        generation: tuple, request: gr.Request,
+        generation: tuple, request: gr.Request, slices_to_ask: int | None = 1,
     ) -> Iterator[dict]:  # fmt: skip
         tab = self.tab
         assert tab is not None
@@ -466,7 +546,12 @@ class AskController:
                 window = window_arg(preset, center, width)
                 picture = model_picture(study, int(frame or 0), window, loaded.bounds)
                 view = view_record(study, int(frame or 0), window, picture)
-                conversation = Conversation(picture, view, dict(study.metadata), key)
+                slices: tuple = ()
+                if int(slices_to_ask or 1) > 1 and study.num_frames > 1:
+                    chosen = slice_pictures(study, int(slices_to_ask), window, loaded.bounds)
+                    slices = chosen.pictures
+                    view.update(slices_asked=list(chosen.indices), image_tokens=chosen.image_tokens)
+                conversation = Conversation(picture, view, dict(study.metadata), key, slices=slices)
             turn = Turn(" ".join((question or "").split()), tuple(options or ()), prompt, settings)
             model_input = conversation.model_input(prompt)
             conversation.turns.append(turn)
@@ -487,7 +572,7 @@ class AskController:
             progress: AnswerProgress | None = None
             stop_arg = None if zero_gpu() else stop  # a threading.Event cannot cross into the ZeroGPU worker
             shown_at, shown_sample = 0.0, -1
-            for progress in self._generate(key, conversation.picture, model_input, options, settings, stop_arg):
+            for progress in self._generate(key, conversation.pictures, model_input, options, settings, stop_arg):
                 # At most one screen update every UI_INTERVAL s (a new sample always shows at once):
                 # rendering and sending every token would slow the generating thread for no visible gain.
                 now = time.perf_counter()
@@ -518,7 +603,7 @@ class AskController:
                     choices=choices, value=progress.current if choices else None, visible=bool(choices)
                 ),
                 tab.downloads: [str(p) for p in files],
-                tab.downloads_section: gr.update(label=f"Downloads ({len(files)} files: picture, JSON, Markdown)"),
+                tab.downloads_section: gr.update(label=f"Downloads ({len(files)} files: pictures, JSON, Markdown)"),
                 tab.ask_status: render.status_html(done, "info"),
                 **self._model_updates(key),
                 tab.result: record_dict(record),
@@ -526,6 +611,7 @@ class AskController:
                 tab.conversation_view: render.conversation_messages(conversation.turns),
                 tab.followup_group: gr.update(visible=True),
                 tab.followup: "",
+                tab.followup_options: "",
             }
         except (ValueError, ModelLoadError) as exc:  # ImagingError is a ValueError
             yield {**self._ask_error(str(exc)), **self._unfinished(conversation)}

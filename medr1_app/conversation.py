@@ -57,12 +57,20 @@ class Conversation:
     image_summary: dict[str, Any]
     model_key: str
     turns: list[Turn] = field(default_factory=list)
+    slices: tuple[Image.Image, ...] = ()
+    """Several slices asked about together (evenly spaced through a study); empty for one picture."""
+
+    @property
+    def pictures(self) -> Image.Image | list[Image.Image]:
+        """What the processor gets: the picture, or the slices in order."""
+        return list(self.slices) if self.slices else self.picture
 
     def model_input(self, prompt: str) -> str | list[dict]:
         """What the model reads for ``prompt``: the prompt alone first, then the whole conversation."""
         if not self.turns:
             return prompt
-        return build_conversation([t.prompt for t in self.turns] + [prompt], [t.reply for t in self.turns])
+        prompts, replies = [t.prompt for t in self.turns] + [prompt], [t.reply for t in self.turns]
+        return build_conversation(prompts, replies, images=len(self.slices) or 1)
 
     @property
     def last(self) -> Turn | None:

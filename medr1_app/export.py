@@ -171,13 +171,17 @@ def record_markdown(data: dict[str, Any]) -> str:
 def write_export(
     record: AskRecord, image: Image.Image | None = None, directory: str | Path | None = None
 ) -> list[Path]:
-    """Write ``image.png``, ``answer.json`` and ``answer.md`` into a new folder; returns their paths."""
+    """Write ``image.png`` (and ``slice-NNNN.png`` for several slices), ``answer.json`` and ``answer.md``."""
     folder = Path(tempfile.mkdtemp(prefix="medr1-export-", dir=directory))
     data = record_dict(record)
     png = folder / "image.png"
     png.write_bytes(to_png_bytes(image if image is not None else record.conversation.picture))
+    slices = []  # several slices asked about together: each picture the model got, named by its index
+    for index, picture in zip(data["image"].get("slices_asked", []), record.conversation.slices, strict=False):
+        slices.append(folder / f"slice-{index:04d}.png")
+        slices[-1].write_bytes(to_png_bytes(picture))
     as_json = folder / "answer.json"
     as_json.write_text(json.dumps(data, indent=2, ensure_ascii=False))
     as_md = folder / "answer.md"
     as_md.write_text(record_markdown(data))
-    return [png, as_json, as_md]
+    return [png, *slices, as_json, as_md]

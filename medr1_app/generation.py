@@ -19,7 +19,7 @@ import math
 import queue
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -95,12 +95,16 @@ ModelInput = str | list[dict]
 """One question's full instruction, or a whole conversation (``train.protocol.build_conversation``)."""
 
 
-def build_inputs(loaded: LoadedModel, image: Image.Image, prompt: ModelInput) -> Any:
-    """Tokenised chat (image first, then the prompt, or the conversation so far) and pixel values."""
+def build_inputs(loaded: LoadedModel, image: Image.Image | Sequence[Image.Image], prompt: ModelInput) -> Any:
+    """Tokenised chat (image(s) first, then the prompt, or the conversation so far) and pixel values.
+
+    Several pictures (slices of one study) go in the order given, one image placeholder each.
+    """
     processor = loaded.processor
-    messages = build_messages(prompt) if isinstance(prompt, str) else prompt
+    images = list(image) if isinstance(image, (list, tuple)) else [image]
+    messages = build_messages(prompt, images=len(images)) if isinstance(prompt, str) else prompt
     text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
-    inputs = processor(text=[text], images=[image], return_tensors="pt")
+    inputs = processor(text=[text], images=images, return_tensors="pt")
     return inputs.to(loaded.device)
 
 
@@ -138,7 +142,7 @@ StreamFn = Callable[..., Iterator[str]]
 
 def stream_text(
     loaded: LoadedModel,
-    image: Image.Image,
+    image: Image.Image | Sequence[Image.Image],
     prompt: ModelInput,
     settings: GenerationSettings,
     stop: threading.Event | None = None,

@@ -35,7 +35,7 @@ from .models import ModelManager, ModelRegistry, ModelSpec, builtin_models, spec
 from .viewer import view_record
 
 # Settings a caller may give besides the generation settings: which model, and how the picture is shown.
-PICTURE_KEYS = ("frame", "window")
+PICTURE_KEYS = ("frame", "slice", "window", "series", "view")
 SETTING_KEYS = tuple(f.name for f in fields(GenerationSettings)) + PICTURE_KEYS + ("model",)
 
 
@@ -58,12 +58,14 @@ def predict(
     stream_fn: StreamFn = stream_text,
     name: str | None = None,
 ) -> dict[str, Any]:
-    """Answer ``question`` about ``image`` (a DICOM or standard image file, or its bytes); return the record.
+    """Answer ``question`` about ``image`` (a DICOM file, a ZIP of a series, a NIfTI volume or a picture).
 
     ``options``: 2 to 6 option texts, or none for a free-text question. ``settings``: any of
     temperature, top_p, max_new_tokens, prompt_style, prompt (a name in ``train.protocol.PROMPTS``; default:
-    the one the checkpoint was trained with), seed, samples (self-consistency), frame and window
-    (a preset name or "CENTRE,WIDTH") and model (a registry key, a folder, or owner/repo[:folder]).
+    the one the checkpoint was trained with), seed, samples (self-consistency), frame (or slice), window
+    (a preset name or "CENTRE,WIDTH"), series (which series of a ZIP, or volume of a 4-D NIfTI), view
+    (axial, coronal or sagittal, for a NIfTI volume) and model (a registry key, a folder, or
+    owner/repo[:folder]).
     Raises ``ValueError`` (including the imaging errors) for bad input and ``ModelLoadError`` when the
     model cannot be loaded, with messages fit to show.
     """
@@ -80,8 +82,8 @@ def predict(
         key = manager.registry.add(spec_from_argument(model)).key
     generation = _settings(given, manager.registry.get(key))
     loaded = manager.get(key)
-    study = open_study(image, name=name)
-    frame = int(given.get("frame") or 0)
+    study = open_study(image, name=name, series=given.get("series"), view=given.get("view"))
+    frame = int(given.get("slice", given.get("frame")) or 0)
     window = parse_window(given.get("window"))
     picture = model_picture(study, frame, window, loaded.bounds)
     options = [" ".join(str(o).split()) for o in options or []] or None
@@ -102,8 +104,9 @@ def add_predict_endpoint(ctx: AppContext) -> None:
         """Answer a question about an image (DICOM, PNG or JPEG) in one call; returns the answer record.
 
         settings: temperature, top_p, max_new_tokens, prompt_style ("think" or "no_think"), prompt (medr1,
-        medr1-train, medr1-eval, think-after), seed, samples, frame, window (a preset name or
-        "CENTRE,WIDTH") and model (a key of the app's model menu).
+        medr1-train, medr1-eval, think-after), seed, samples, frame (or slice), window (a preset name or
+        "CENTRE,WIDTH"), series and view (for a ZIP of series or a NIfTI volume) and model (a key of the
+        app's model menu).
         """
         path = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
         if not path:

@@ -247,7 +247,7 @@ def metadata_markdown(kind: str, metadata: dict[str, Any], warnings: Sequence[st
         f"| {esc(_META_LABELS.get(k, k.replace('_', ' ').capitalize()))} | {esc(_value(v))} |"
         for k, v in metadata.items()
     ]
-    head = "**DICOM**" if kind == "dicom" else "**Image**"
+    head = {"dicom": "**DICOM**", "nifti": "**NIfTI volume**"}.get(kind, "**Image**")
     text = head + " — technical attributes only (no patient data is read)\n\n| Attribute | Value |\n|---|---|\n"
     text += "\n".join(rows)
     if warnings:

@@ -52,13 +52,14 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
     controller = AskController(ctx)
     defaults = GenerationSettings()
     study = gr.State(None, time_to_live=STUDY_TTL_SECONDS)
+    listing = gr.State(None, time_to_live=STUDY_TTL_SECONDS)
     conversation = gr.State(None, time_to_live=STUDY_TTL_SECONDS)
     with gr.Row(equal_height=False, elem_id="medr1-ask-layout"):
         with gr.Column(scale=5, min_width=320, elem_id="medr1-picture-column"):
             upload = gr.File(
-                label="Image: DICOM (any file name), PNG or JPEG",
+                label="Image: DICOM (any file name, several files or a ZIP of a series), NIfTI, PNG or JPEG",
                 show_label=False,
-                file_count="single",
+                file_count="multiple",
                 type="filepath",
                 elem_id="medr1-upload",
                 height=64,
@@ -84,6 +85,13 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
             with gr.Row(elem_id="medr1-slider-row"):
                 center = gr.Slider(0, 255, value=128, label="Window centre", visible=False, elem_id="medr1-center")
                 width = gr.Slider(1, 512, value=256, label="Window width", visible=False, elem_id="medr1-width")
+            series = gr.Dropdown([], label="Series (technical description only)", visible=False, elem_id="medr1-series")
+            view = gr.Radio([], label="View", visible=False, elem_id="medr1-view", elem_classes="medr1-inline")
+            slices_to_ask = gr.Slider(
+                1, 16, value=1, step=1, visible=False, elem_id="medr1-slices",
+                label="Ask about this slice (1) or N slices spread through the study",
+            )  # fmt: skip
+            slices_note = gr.Markdown(elem_id="medr1-slices-note")
             with gr.Accordion("Image details (technical, no patient data)", open=False):
                 metadata = gr.Markdown(elem_id="medr1-metadata")
             with gr.Accordion("Examples: click one to load it with a question", open=True) as examples_section:
@@ -208,11 +216,17 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
     result = gr.JSON(visible=False, label="result")
 
     tab = AskTab(
-        study, conversation, banner, upload, upload_status, viewer, viewer_info, window, center, width, frame,
-        metadata, examples_section, gallery, question, option_count, option_boxes, ask_button, stop_button,
-        ask_status, answer_view, sample_picker, rationale, conversation_view, followup_group, followup,
-        followup_options, followup_button, samples_view, model_section, model, model_status, temperature, top_p,
-        max_new_tokens, style, prompt, seed, samples, downloads_section, downloads, result, controller,
+        study=study, listing=listing, conversation=conversation, banner=banner, upload=upload,
+        upload_status=upload_status, viewer=viewer, viewer_info=viewer_info, window=window, center=center,
+        width=width, frame=frame, series=series, view=view, slices_to_ask=slices_to_ask, slices_note=slices_note,
+        metadata=metadata, examples_section=examples_section, gallery=gallery, question=question,
+        option_count=option_count, option_boxes=option_boxes, ask_button=ask_button, stop_button=stop_button,
+        ask_status=ask_status, answer=answer_view, sample_picker=sample_picker, rationale=rationale,
+        conversation_view=conversation_view, followup_group=followup_group, followup=followup,
+        followup_options=followup_options, followup_button=followup_button, samples_view=samples_view,
+        model_section=model_section, model=model, model_status=model_status, temperature=temperature, top_p=top_p,
+        max_new_tokens=max_new_tokens, style=style, prompt=prompt, seed=seed, samples=samples,
+        downloads_section=downloads_section, downloads=downloads, result=result, controller=controller,
     )  # fmt: skip
     controller.tab = tab
     _wire(ctx, tab, controller, refresh, (add_path, add_button) if ctx.allow_add_models else None)
@@ -228,7 +242,8 @@ def _wire(ctx: AppContext, tab: AskTab, controller: AskController, refresh: gr.B
     # /open's outputs keep their historical order for API callers (viewer, status, metadata, window, centre,
     # width, frame, upload box); the screen's other parts follow. The State output is not sent to clients.
     picture = [tab.study, tab.viewer, tab.upload_status, tab.metadata, tab.window, tab.center, tab.width, tab.frame,
-               tab.upload, tab.viewer_info, tab.examples_section]  # fmt: skip
+               tab.upload, tab.viewer_info, tab.examples_section, tab.series, tab.view, tab.slices_to_ask,
+               tab.slices_note, tab.listing]  # fmt: skip
     view_inputs = [tab.study, tab.model, tab.window, tab.center, tab.width, tab.frame]
     model_parts = [tab.banner, tab.model_status, tab.model_section]
     light = {"concurrency_limit": 8, "concurrency_id": "viewer"}
@@ -245,6 +260,18 @@ def _wire(ctx: AppContext, tab: AskTab, controller: AskController, refresh: gr.B
         **light,
     )
     render_outputs = [tab.viewer, tab.viewer_info, tab.upload_status, tab.window, tab.center, tab.width, *answer_parts]
+    tab.series.input(
+        controller.on_series, [tab.listing, tab.series, tab.model], [*picture, *answer_parts],
+        api_visibility="private", **light,
+    )  # fmt: skip
+    tab.view.input(
+        controller.on_view, [tab.listing, tab.series, tab.study, tab.view, tab.model], [*picture, *answer_parts],
+        api_visibility="private", **light,
+    )  # fmt: skip
+    tab.slices_to_ask.release(
+        controller.on_slices, [tab.study, tab.model, tab.slices_to_ask], [tab.slices_note], api_visibility="private",
+        **light,
+    )  # fmt: skip
     tab.window.input(controller.on_window, view_inputs, render_outputs, api_visibility="private", **light)
     for slider in (tab.center, tab.width):
         slider.release(
@@ -286,13 +313,13 @@ def _wire(ctx: AppContext, tab: AskTab, controller: AskController, refresh: gr.B
         controller.show_sample, [tab.conversation, tab.sample_picker], [tab.rationale], api_visibility="private"
     )
     generation = [tab.temperature, tab.top_p, tab.max_new_tokens, tab.style, tab.seed, tab.samples, tab.prompt]
-    ask_inputs = [*view_inputs, tab.question, tab.option_count, *tab.option_boxes, *generation]
+    ask_inputs = [*view_inputs, tab.question, tab.option_count, *tab.option_boxes, *generation, tab.slices_to_ask]
     # /ask's outputs keep their historical order for API callers (viewer, answer, rationale, samples,
     # downloads, status, banner, model status, result); the screen's other parts follow.
     ask_outputs = [
         tab.viewer, tab.answer, tab.rationale, tab.samples_view, tab.downloads, tab.ask_status, tab.banner,
         tab.model_status, tab.result, tab.viewer_info, tab.sample_picker, tab.downloads_section, tab.model_section,
-        tab.conversation, tab.conversation_view, tab.followup_group, tab.followup,
+        tab.conversation, tab.conversation_view, tab.followup_group, tab.followup, tab.followup_options,
     ]  # fmt: skip
     gpu = {"concurrency_id": ctx.gpu_concurrency_id, "concurrency_limit": 1, "show_progress": "minimal"}
     ask_event = tab.ask_button.click(controller.arm, None, None, queue=False, api_visibility="private").then(

@@ -79,12 +79,17 @@ def bounds_for(spec: ModelSpec | None, loaded: LoadedModel | None) -> PixelBound
 
 
 def view_record(study: Study, frame: int, window: WindowArg, picture: Image.Image) -> dict[str, Any]:
-    """How the picture was made, for the export (technical facts only)."""
+    """How the picture was made, for the export: technical facts only (the slice index, never a file name)."""
     resolved = study.resolve_window(frame, window)
+    series = getattr(study, "info", None)
+    place = {"slice": frame, "slices": study.num_frames} if study.frame_noun == "slice" else {}
     return {
         "kind": study.kind,
         "frame": frame,
         "frames": study.num_frames,
+        **place,
+        **({"series": series.label} if series is not None else {}),
+        **({"view": study.metadata["view"]} if study.metadata.get("view") else {}),
         "window": window if isinstance(window, str) or window is None else "custom",
         "window_center": None if resolved is None else resolved.center,
         "window_width": None if resolved is None else resolved.width,

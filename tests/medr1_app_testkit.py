@@ -33,9 +33,11 @@ class ScriptedStream:
 
     def __call__(self, loaded, image, prompt, settings, stop=None, sample_index: int = 0, **_: Any) -> Iterator[str]:
         with self.lock:
+            sizes = [picture.size for picture in image] if isinstance(image, list) else None
             self.calls.append(
-                {"prompt": prompt, "size": image.size, "sample_index": sample_index, "seed": settings.seed}
-            )
+                {"prompt": prompt, "size": sizes[0] if sizes else image.size, "sizes": sizes or [image.size],
+                 "sample_index": sample_index, "seed": settings.seed}
+            )  # fmt: skip
         text = self.responses[sample_index % len(self.responses)]
         for end in range(self.chunk, len(text) + self.chunk, self.chunk):
             if stop is not None and stop.is_set():
@@ -71,8 +73,10 @@ def ask_args(
     style: str = "think",
     seed: int = 0,
     samples: int = 1,
+    prompt: str | None = None,
+    slices: int = 1,
 ) -> list[Any]:
-    """Positional arguments of the ``/ask`` endpoint, in order."""
+    """Positional arguments of the ``/ask`` endpoint, in order (``slices``: N slices asked about together)."""
     boxes = [*options, *[""] * (6 - len(options))]
     count = len(options) if options else 0
     return [
@@ -90,6 +94,8 @@ def ask_args(
         style,
         seed,
         samples,
+        prompt,
+        slices,
     ]
 
 
@@ -118,8 +124,9 @@ def follow_up_args(
 # Indices of /ask's (and /follow_up's) outputs as clients see them: State outputs and layout blocks
 # (accordions, groups) are not sent to clients.
 VIEWER, ANSWER, RATIONALE, SAMPLES, DOWNLOADS, STATUS, BANNER, MODEL_STATUS, RESULT = range(9)
-VIEWER_INFO, SAMPLE_PICKER, CONVERSATION, FOLLOWUP = range(9, 13)
-# Indices of /open's outputs, likewise.
+VIEWER_INFO, SAMPLE_PICKER, CONVERSATION, FOLLOWUP, FOLLOWUP_OPTIONS = range(9, 14)
+# Indices of /open's outputs, likewise (/open takes a list of files: one picture, a ZIP, a volume, or several).
 OPEN_VIEWER, OPEN_STATUS, OPEN_METADATA, OPEN_WINDOW, OPEN_CENTER, OPEN_WIDTH, OPEN_FRAME, OPEN_UPLOAD = range(8)
-OPEN_VIEWER_INFO, OPEN_ANSWER, OPEN_RATIONALE, OPEN_SAMPLES, OPEN_SAMPLE_PICKER = range(8, 13)
-OPEN_DOWNLOADS, OPEN_ASK_STATUS, OPEN_CONVERSATION, OPEN_RESULT = range(13, 17)
+OPEN_VIEWER_INFO, OPEN_SERIES, OPEN_VIEW, OPEN_SLICES, OPEN_SLICES_NOTE = range(8, 13)
+OPEN_ANSWER, OPEN_RATIONALE, OPEN_SAMPLES, OPEN_SAMPLE_PICKER, OPEN_DOWNLOADS, OPEN_ASK_STATUS = range(13, 19)
+OPEN_CONVERSATION, OPEN_RESULT = range(19, 21)

@@ -302,3 +302,49 @@ def test_an_adapter_trained_in_the_tab_is_in_the_evaluate_menu_without_a_reload(
     finally:
         page.close()
         demo.close()
+
+
+def test_a_series_zip_pick_the_series_move_the_slice_ask(browser, tiny_model_dir, tmp_path):
+    import json
+
+    from medr1_app.app import AppConfig, build_app
+    from train.imaging.synthetic import ct_series, write_series
+
+    secret = "Quinella^Zyxwvut"
+    study = "1.2.826.0.1.3680043.8.498.2"
+    slices = list(ct_series(30, series_number=3, study_uid=study)) + list(
+        ct_series(8, series_number=9, study_uid=study)
+    )
+    archive = write_series(slices, tmp_path / "study.zip", names=[f"{secret}/IM{i:04d}" for i in range(len(slices))])
+    stream = ScriptedStream([WELL_FORMED])
+    demo = build_app(AppConfig(model=str(tiny_model_dir), runs_dir=None), stream_fn=stream)
+    url = launch(demo)
+    page = browser.new_page(viewport={"width": 1366, "height": 900})
+    try:
+        page.goto(url)
+        page.locator("#medr1-upload input[type=file]").set_input_files(str(archive))
+        page.wait_for_selector("#medr1-upload-status:has-text('holds 2 series')", timeout=30_000)
+        page.locator("#medr1-series input").click()
+        page.get_by_role("option", name="Series 9", exact=False).click()
+        page.wait_for_function(
+            "() => document.querySelector('[aria-label=\"number input for Slice\"]')?.max === '7'", timeout=20_000
+        )
+        src = page.locator("#medr1-viewer img").get_attribute("src")
+        box = page.get_by_label("number input for Slice")
+        box.fill("2")
+        box.press("Enter")
+        page.wait_for_function(
+            "src => document.querySelector('#medr1-viewer img').src !== src", arg=src, timeout=20_000
+        )
+        _fill_question(page)
+        page.locator("#medr1-ask").click()
+        page.wait_for_selector("#medr1-ask-status:has-text('Done')", timeout=30_000)
+        assert secret not in page.locator("body").inner_text()
+        page.get_by_text("Downloads (3 files").click()
+        link = page.locator("#medr1-downloads a[download='answer.json']")
+        record = json.loads(page.request.get(link.get_attribute("href")).text())
+        assert record["image"]["slice"] == 2 and record["image"]["slices"] == 8
+        assert "Series 9" in record["image"]["series"] and secret not in json.dumps(record)
+    finally:
+        page.close()
+        demo.close()

@@ -93,7 +93,7 @@ def test_api_offers_one_call_predict_beside_the_screens_own_endpoints(tiny_app):
 def test_real_model_dicom_is_answered_and_shown_as_malformed(tiny_app):
     """End to end on the real generation path: a DICOM in, the tiny model's (tag-less) output out."""
     client = _client(tiny_app[1])
-    opened = client.predict(handle_file(str(CT)), api_name="/open")
+    opened = client.predict([handle_file(str(CT))], api_name="/open")
     assert "Loaded CT_small.dcm" in opened[OPEN_STATUS]
     assert "CT" in opened[OPEN_METADATA]
     job = client.submit(*ask_args(max_new_tokens=24), api_name="/ask")
@@ -122,7 +122,7 @@ def test_scripted_png_gives_parsed_rationale_and_answer(scripted, png_file):
     stream.responses = [WELL_FORMED]
     stream.delay = 0.02  # slow enough for several screen updates (at most one per 50 ms)
     client = _client(url)
-    client.predict(handle_file(str(png_file)), api_name="/open")
+    client.predict([handle_file(str(png_file))], api_name="/open")
     job = client.submit(*ask_args(), api_name="/ask")
     final = job.result()
     stream.delay = 0.0
@@ -142,7 +142,7 @@ def test_scripted_png_gives_parsed_rationale_and_answer(scripted, png_file):
 def test_extensionless_dicom_is_recognised_by_content(tiny_app, tmp_path):
     bare = tmp_path / f"IM{uuid.uuid4().hex[:6]}"
     shutil.copyfile(CT, bare)
-    opened = _client(tiny_app[1]).predict(handle_file(str(bare)), api_name="/open")
+    opened = _client(tiny_app[1]).predict([handle_file(str(bare))], api_name="/open")
     assert "Loaded" in opened[OPEN_STATUS] and "CT" in opened[OPEN_METADATA]
 
 
@@ -150,7 +150,7 @@ def test_bad_files_show_the_imaging_error_and_the_app_keeps_serving(tiny_app, tm
     client = _client(tiny_app[1])
     text = tmp_path / "notes.dcm"
     text.write_text("Patient seen today; no image here.")
-    opened = client.predict(handle_file(str(text)), api_name="/open")
+    opened = client.predict([handle_file(str(text))], api_name="/open")
     assert "medr1-status-error" in opened[OPEN_STATUS]
     assert "notes.dcm: not a DICOM file" in opened[OPEN_STATUS]
 
@@ -158,14 +158,14 @@ def test_bad_files_show_the_imaging_error_and_the_app_keeps_serving(tiny_app, tm
     del report.PixelData
     no_pixels = tmp_path / "report.dcm"
     report.save_as(no_pixels)
-    opened = client.predict(handle_file(str(no_pixels)), api_name="/open")
+    opened = client.predict([handle_file(str(no_pixels))], api_name="/open")
     assert "medr1-status-error" in opened[OPEN_STATUS] and "report.dcm" in opened[OPEN_STATUS]
 
     # The failed uploads left no study behind: asking now is refused with a clear message.
     final = client.predict(*ask_args(), api_name="/ask")
     assert "Upload an image" in final[STATUS] and final[RESULT] == {"error": final[RESULT]["error"]}
     # ... and the app still serves a good file.
-    opened = client.predict(handle_file(str(CT)), api_name="/open")
+    opened = client.predict([handle_file(str(CT))], api_name="/open")
     assert "Loaded CT_small.dcm" in opened[OPEN_STATUS]
 
 
@@ -174,7 +174,7 @@ def test_uploads_are_deleted_once_read(tiny_app, tmp_path):
 
     unique = tmp_path / f"upload-{uuid.uuid4().hex}.dcm"
     shutil.copyfile(CT, unique)
-    opened = _client(tiny_app[1]).predict(handle_file(str(unique)), api_name="/open")
+    opened = _client(tiny_app[1]).predict([handle_file(str(unique))], api_name="/open")
     assert "Loaded" in opened[OPEN_STATUS]
     assert opened[OPEN_UPLOAD] is None  # the upload box is cleared
     janitor = tiny_app[0].medr1_context.uploads
@@ -189,7 +189,7 @@ def test_identical_uploads_from_two_users_at_once(tiny_app):
     results = []
 
     def open_ct():
-        results.append(_client(tiny_app[1]).predict(handle_file(str(CT)), api_name="/open")[OPEN_STATUS])
+        results.append(_client(tiny_app[1]).predict([handle_file(str(CT))], api_name="/open")[OPEN_STATUS])
 
     threads = [threading.Thread(target=open_ct) for _ in range(4)]
     for thread in threads:
@@ -202,7 +202,7 @@ def test_identical_uploads_from_two_users_at_once(tiny_app):
 def test_multiframe_dicom_gets_a_frame_slider_and_the_frame_is_used(scripted):
     _, url = scripted
     client = _client(url)
-    opened = client.predict(handle_file(str(MULTIFRAME)), api_name="/open")
+    opened = client.predict([handle_file(str(MULTIFRAME))], api_name="/open")
     frame = opened[OPEN_FRAME]
     assert frame["visible"] is True and frame["maximum"] == 29
     final = client.predict(*ask_args(frame=7), api_name="/ask")
@@ -212,7 +212,7 @@ def test_multiframe_dicom_gets_a_frame_slider_and_the_frame_is_used(scripted):
 def test_stop_really_stops_generation(tiny_app):
     """Real model, long generation; /stop ends model.generate at the next token."""
     client = _client(tiny_app[1])
-    client.predict(handle_file(str(CT)), api_name="/open")
+    client.predict([handle_file(str(CT))], api_name="/open")
     start = time.perf_counter()
     job = client.submit(*ask_args(max_new_tokens=2048, temperature=1.0, seed=3), api_name="/ask")
     deadline = time.time() + 60
@@ -242,7 +242,7 @@ def test_self_consistency_shows_the_vote_split(scripted, png_file):
         "<think>Plain film.</think><answer>C</answer>",
     ]
     client = _client(url)
-    client.predict(handle_file(str(png_file)), api_name="/open")
+    client.predict([handle_file(str(png_file))], api_name="/open")
     final = client.predict(*ask_args(samples=5, seed=10), api_name="/ask")
     vote = final[RESULT]["vote"]
     assert vote["agreement"] == "4 of 5 samples chose C (X-ray)."
@@ -257,7 +257,7 @@ def test_malformed_scripted_output_is_not_dressed_up(scripted, png_file):
     stream, url = scripted
     stream.responses = ["I think it is A or C. <answer>A or C</answer>"]
     client = _client(url)
-    client.predict(handle_file(str(png_file)), api_name="/open")
+    client.predict([handle_file(str(png_file))], api_name="/open")
     final = client.predict(*ask_args(), api_name="/ask")
     sample = final[RESULT]["samples"][0]
     assert sample["letter"] is None and not sample["well_formed"]
@@ -271,7 +271,7 @@ def test_free_text_question_and_option_validation(scripted, png_file):
     stream, url = scripted
     stream.responses = ["<think>Uniform gradient.</think><answer>A smooth grey ramp</answer>"]
     client = _client(url)
-    client.predict(handle_file(str(png_file)), api_name="/open")
+    client.predict([handle_file(str(png_file))], api_name="/open")
     final = client.predict(*ask_args("Describe the image.", ()), api_name="/ask")
     assert final[RESULT]["options"] == {} and "A smooth grey ramp" in final[ANSWER]
     assert "short final answer" in final[RESULT]["prompt"]
@@ -288,8 +288,8 @@ def test_each_session_keeps_its_own_image(scripted, png_file):
     stream, url = scripted
     stream.responses = [WELL_FORMED]
     first, second, third = _client(url), _client(url), _client(url)
-    assert "Loaded" in first.predict(handle_file(str(CT)), api_name="/open")[OPEN_STATUS]
-    assert "Loaded" in second.predict(handle_file(str(png_file)), api_name="/open")[OPEN_STATUS]
+    assert "Loaded" in first.predict([handle_file(str(CT))], api_name="/open")[OPEN_STATUS]
+    assert "Loaded" in second.predict([handle_file(str(png_file))], api_name="/open")[OPEN_STATUS]
     assert second.predict(*ask_args(), api_name="/ask")[RESULT]["image"]["kind"] == "image"
     assert first.predict(*ask_args(), api_name="/ask")[RESULT]["image"]["summary"]["modality"] == "CT"
     assert "Upload an image" in third.predict(*ask_args(), api_name="/ask")[STATUS]
@@ -301,7 +301,7 @@ def test_export_files_hold_the_answer_and_no_file_name(scripted, tmp_path):
     named = tmp_path / "DOE_JANE_1970.dcm"
     shutil.copyfile(CT, named)
     client = _client(url)
-    client.predict(handle_file(str(named)), api_name="/open")
+    client.predict([handle_file(str(named))], api_name="/open")
     final = client.predict(*ask_args(), api_name="/ask")
     files = {Path(p).name: Path(p) for p in final[DOWNLOADS]}
     markdown = files["answer.md"].read_text()
@@ -316,7 +316,7 @@ def test_export_files_hold_the_answer_and_no_file_name(scripted, tmp_path):
 def test_a_failing_generator_is_reported_and_the_app_keeps_serving(scripted, png_file):
     stream, url = scripted
     client = _client(url)
-    client.predict(handle_file(str(png_file)), api_name="/open")
+    client.predict([handle_file(str(png_file))], api_name="/open")
     try:
         stream.responses = None  # the scripted generator now fails inside generation (TypeError)
         final = client.predict(*ask_args(), api_name="/ask")

@@ -73,10 +73,10 @@ def _png(tmp_path: Path, name: str = "other.png") -> Path:
 def test_a_new_upload_clears_the_answer_and_its_downloads(scripted_app, tmp_path):
     _, _, url = scripted_app
     client = _client(url)
-    client.predict(handle_file(str(CT)), api_name="/open")
+    client.predict([handle_file(str(CT))], api_name="/open")
     answered = client.predict(*ask_args(), api_name="/ask")
     assert 'data-testid="answer-letter">A<' in answered[ANSWER] and len(answered[DOWNLOADS]) == 3
-    opened = client.predict(handle_file(str(_png(tmp_path))), api_name="/open")
+    opened = client.predict([handle_file(str(_png(tmp_path)))], api_name="/open")
     assert "The answer will appear here" in opened[OPEN_ANSWER]
     assert opened[OPEN_DOWNLOADS] is None and opened[OPEN_RESULT] is None and opened[OPEN_ASK_STATUS] == ""
 
@@ -86,7 +86,7 @@ def test_an_error_is_cleared_by_the_next_success(scripted_app):
     client = _client(url)
     failed = client.predict(*ask_args(), api_name="/ask")
     assert "Upload an image" in failed[STATUS]
-    opened = client.predict(handle_file(str(CT)), api_name="/open")
+    opened = client.predict([handle_file(str(CT))], api_name="/open")
     assert opened[OPEN_ASK_STATUS] == ""
 
 
@@ -94,7 +94,7 @@ def test_a_follow_up_is_asked_with_the_conversation_before_it(scripted_app):
     """The model input of the second question holds the first question's prompt and the model's reply."""
     _, stream, url = scripted_app
     client = _client(url)
-    client.predict(handle_file(str(CT)), api_name="/open")
+    client.predict([handle_file(str(CT))], api_name="/open")
     first = client.predict(*ask_args(), api_name="/ask")
     assert [m["role"] for m in first[CONVERSATION]] == ["user", "assistant", "assistant"]
     before = len(stream.calls)
@@ -127,7 +127,7 @@ def test_a_follow_up_is_asked_with_the_conversation_before_it(scripted_app):
 def test_a_follow_up_may_be_multiple_choice_and_needs_a_first_question(scripted_app):
     _, stream, url = scripted_app
     client = _client(url)
-    client.predict(handle_file(str(CT)), api_name="/open")
+    client.predict([handle_file(str(CT))], api_name="/open")
     refused = client.predict(*follow_up_args("Why?"), api_name="/follow_up")
     assert "Ask a first question" in refused[STATUS]
     client.predict(*ask_args(), api_name="/ask")
@@ -143,7 +143,7 @@ def test_a_follow_up_may_be_multiple_choice_and_needs_a_first_question(scripted_
 def test_self_consistency_offers_every_samples_reasoning(scripted_app):
     demo, _, url = scripted_app
     client = _client(url)
-    client.predict(handle_file(str(CT)), api_name="/open")
+    client.predict([handle_file(str(CT))], api_name="/open")
     final = client.predict(*ask_args(samples=2, seed=3), api_name="/ask")
     picker = final[SAMPLE_PICKER]
     assert picker["visible"] is True and [c[1] for c in picker["choices"]] == [0, 1]
@@ -220,7 +220,7 @@ def test_offline_default_model_leads_with_the_shortest_fix(tiny_model_dir, tmp_p
     url = launch(demo)
     try:
         client = _client(url)
-        client.predict(handle_file(str(CT)), api_name="/open")
+        client.predict([handle_file(str(CT))], api_name="/open")
         final = client.predict(*ask_args(), api_name="/ask")
         status = final[STATUS]
         assert status.index("medr1-app --model tiny") < status.index("<details")
@@ -234,6 +234,6 @@ def test_offline_default_model_leads_with_the_shortest_fix(tiny_model_dir, tmp_p
 def test_rationale_and_answer_of_the_first_turn_are_what_the_screen_shows(scripted_app):
     _, _, url = scripted_app
     client = _client(url)
-    client.predict(handle_file(str(CT)), api_name="/open")
+    client.predict([handle_file(str(CT))], api_name="/open")
     final = client.predict(*ask_args(), api_name="/ask")
     assert final[RATIONALE] == "Dense bone ring and grey soft tissue: a CT slice."

@@ -107,7 +107,7 @@ def test_training_hands_the_processor_the_ask_tabs_png_pixel_for_pixel(app, dico
 
     _, url = app
     client = Client(url, verbose=False)
-    client.predict(handle_file(str(dicom_data / "scans" / "IM0001")), api_name="/open")
+    client.predict([handle_file(str(dicom_data / "scans" / "IM0001"))], api_name="/open")
     answer = client.predict(*ask_args(window="lung", frame=2, max_new_tokens=16), api_name="/ask")
     assert answer[RESULT]["image"]["frame"] == 2 and answer[RESULT]["image"]["window"] == "lung"
     files = {Path(p).name: Path(p) for p in answer[DOWNLOADS]}

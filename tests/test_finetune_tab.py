@@ -82,7 +82,7 @@ def test_demo_data_run_then_answer_with_the_adapter(app):
     message = client.predict(api_name="/finetune_load")  # the key it selects stays server-side (a State)
     assert "Selected" in message
     key = f"adapter:{run_dir.resolve()}"
-    client.predict(handle_file(str(CT)), api_name="/open")
+    client.predict([handle_file(str(CT))], api_name="/open")
     answer = client.predict(*ask_args(model=key, max_new_tokens=16), api_name="/ask")
     assert answer[RESULT]["model"]["adapter"] == str(run_dir.resolve())
 
@@ -108,7 +108,7 @@ def test_stop_then_sigkill_then_resume(app):
     os.killpg(run.process.pid, signal.SIGKILL)
     failed = job.result()
     assert 'data-state="failed"' in failed[PROGRESS] and "SIGKILL" in failed[RESULT_TEXT]
-    assert client.predict(handle_file(str(CT)), api_name="/open")  # still serving
+    assert client.predict([handle_file(str(CT))], api_name="/open")  # still serving
 
     resumed = client.submit(api_name="/finetune_resume").result()
     assert 'data-state="finished"' in resumed[PROGRESS]

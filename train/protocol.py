@@ -202,18 +202,21 @@ def build_prompt(
     return template.format(Question=format_question(question, options))
 
 
-def build_messages(prompt: str, with_image: bool = True) -> list[dict]:
-    """A one-turn chat in the processor's structured format, the image placed before the text.
+def build_messages(prompt: str, with_image: bool = True, images: int = 1) -> list[dict]:
+    """A one-turn chat in the processor's structured format, the image(s) placed before the text.
 
     TRL's trainers take plain-string content and insert the image placeholder themselves; this form is
-    for calling ``processor.apply_chat_template`` directly (evaluation, the app).
+    for calling ``processor.apply_chat_template`` directly (evaluation, the app). ``images`` > 1 asks about
+    several pictures at once (slices of one study), in the order they are handed to the processor.
     """
-    content: list[dict] = [{"type": "image"}] if with_image else []
+    content: list[dict] = [{"type": "image"} for _ in range(images if with_image else 0)]
     content.append({"type": "text", "text": prompt})
     return [{"role": "user", "content": content}]
 
 
-def build_conversation(prompts: Sequence[str], responses: Sequence[str], with_image: bool = True) -> list[dict]:
+def build_conversation(
+    prompts: Sequence[str], responses: Sequence[str], with_image: bool = True, images: int = 1
+) -> list[dict]:
     """A multi-turn chat about one image: ``prompts[i]`` answered by ``responses[i]``, the last prompt open.
 
     The image comes once, in the first turn (as Med-R1 asks its question); each earlier response goes
@@ -222,7 +225,7 @@ def build_conversation(prompts: Sequence[str], responses: Sequence[str], with_im
     """
     if not prompts or len(responses) != len(prompts) - 1:
         raise ValueError("A conversation needs one prompt more than responses (the last prompt is being asked).")
-    messages = build_messages(prompts[0], with_image=with_image)
+    messages = build_messages(prompts[0], with_image=with_image, images=images)
     for response, prompt in zip(responses, prompts[1:], strict=True):
         messages.append({"role": "assistant", "content": [{"type": "text", "text": response}]})
         messages.append({"role": "user", "content": [{"type": "text", "text": prompt}]})

@@ -143,8 +143,7 @@ def capture(model_dir: Path, out: Path) -> None:
                 timeout=120_000,
             )
             page.wait_for_selector("#medr1-ask-status:has-text('Done')", timeout=120_000)
-            page.locator("#medr1-conversation").scroll_into_view_if_needed()
-            page.screenshot(path=str(out / "ask-follow-up.png"))
+            page.locator("#medr1-answer-column").screenshot(path=str(out / "ask-follow-up.png"))
             browser.close()
     finally:
         demo.close()

@@ -87,6 +87,16 @@ def _peek(source: FileSource, name: str) -> tuple[str, bytes]:
     return "file", head
 
 
+def upload_kind(source: FileSource) -> str:
+    """"zip", "nifti" or "file" (one DICOM file or picture), from the first bytes, for an upload handler.
+
+    A single picture is read into memory and can be deleted from disk at once; a ZIP or a volume is
+    opened from its path and keeps its own open handle (it may be far larger than one picture).
+    """
+    kind, _ = _peek(source, _source_name(source))
+    return "nifti" if kind.startswith("nifti") else kind
+
+
 def _data(source: FileSource) -> Path | bytes:
     return bytes(source) if isinstance(source, (bytes, bytearray, memoryview)) else Path(source)  # type: ignore[arg-type]
 
