@@ -88,7 +88,7 @@ def _peek(source: FileSource, name: str) -> tuple[str, bytes]:
 
 
 def upload_kind(source: FileSource) -> str:
-    """"zip", "nifti" or "file" (one DICOM file or picture), from the first bytes, for an upload handler.
+    """ "zip", "nifti" or "file" (one DICOM file or picture), from the first bytes, for an upload handler.
 
     A single picture is read into memory and can be deleted from disk at once; a ZIP or a volume is
     opened from its path and keeps its own open handle (it may be far larger than one picture).
