@@ -15,6 +15,10 @@ same prompt, and are forced to the same length (``min_new_tokens = max_new_token
 
 Gradio's HTTP streaming is not included (it depends on the network, not on this code). Goal: the app
 adds under 5 %.
+
+Self-consistency: N samples through the same path (drawn together, ``--samples``, default 5) against one
+answer, and N answers asked one after the other for reference (what it cost before). Goal: N = 5 at most
+1.5x one answer.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ import pydicom.examples
 import torch
 
 from medr1_app.answering import answer
-from medr1_app.generation import GenerationSettings, build_inputs, stream_text
+from medr1_app.generation import GenerationSettings, build_inputs, stream_samples
 from medr1_app.models import ModelManager, ModelRegistry, spec_from_argument
 from train.imaging import model_picture, open_study
 from train.protocol import build_prompt
@@ -85,10 +89,13 @@ def in_worker(function):
     return result[0]
 
 
-def app_run(loaded, picture, prompt: str, tokens: int) -> tuple[float, float, int]:
-    """(seconds to the first text, total seconds, tokens generated) through the Ask tab's code path."""
-    settings = GenerationSettings(temperature=0.0, max_new_tokens=tokens, prompt_style="think")
-    stream_fn = functools.partial(stream_text, min_new_tokens=tokens)
+def app_run(loaded, picture, prompt: str, tokens: int, samples: int = 1) -> tuple[float, float, int]:
+    """(seconds to the first text, total seconds, tokens of the first sample) through the Ask tab's code path.
+
+    ``samples > 1`` is self-consistency as the Ask tab runs it: all samples drawn together.
+    """
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=tokens, prompt_style="think", samples=samples)
+    stream_fn = functools.partial(stream_samples, min_new_tokens=tokens)
     start = time.perf_counter()
     first = None
     progress = None
@@ -96,9 +103,20 @@ def app_run(loaded, picture, prompt: str, tokens: int) -> tuple[float, float, in
         if first is None and progress.sample is not None and progress.sample.text:
             first = time.perf_counter() - start
     total = time.perf_counter() - start
+    assert progress is not None and all(s.finished for s in progress.samples)
     text = progress.samples[0].text
     generated = len(loaded.processor.tokenizer(text, add_special_tokens=False).input_ids)
     return first if first is not None else total, total, generated
+
+
+def one_after_another(loaded, picture, prompt: str, tokens: int, samples: int) -> tuple[float, float]:
+    """N answers asked one after the other: what self-consistency cost before the samples were batched."""
+    start = time.perf_counter()
+    first = None
+    for _ in range(samples):
+        ttft, _, _ = app_run(loaded, picture, prompt, tokens)
+        first = first if first is not None else ttft
+    return first or 0.0, time.perf_counter() - start
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -107,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--tokens", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=9)
+    parser.add_argument("--samples", type=int, default=5, help="self-consistency samples compared with one answer")
     args = parser.parse_args(argv)
 
     spec = spec_from_argument(args.model)
@@ -123,11 +142,18 @@ def main(argv: list[str] | None = None) -> int:
     # Warm-up (first calls allocate caches and compile kernels).
     bare_run(loaded, picture, prompt, 8, prepare=True)
     in_worker(lambda: app_run(loaded, picture, prompt, 8))
+    in_worker(lambda: app_run(loaded, picture, prompt, 8, args.samples))
 
     paths = {
         "bare: inputs ready, generate": lambda: bare_run(loaded, picture, prompt, args.tokens, prepare=False),
         "bare: processor + generate": lambda: bare_run(loaded, picture, prompt, args.tokens, prepare=True),
-        "app: answer() + stream_text": lambda: in_worker(lambda: app_run(loaded, picture, prompt, args.tokens))[:2],
+        "app: answer() + stream_samples": lambda: in_worker(lambda: app_run(loaded, picture, prompt, args.tokens))[:2],
+        f"app: {args.samples} samples together": lambda: in_worker(
+            lambda: app_run(loaded, picture, prompt, args.tokens, args.samples)
+        )[:2],
+        f"app: {args.samples} answers one by one": lambda: in_worker(
+            lambda: one_after_another(loaded, picture, prompt, args.tokens, args.samples)
+        ),
         "bare: inputs ready, main thread": lambda: bare_run(
             loaded, picture, prompt, args.tokens, prepare=False, in_thread=False
         ),
@@ -144,11 +170,20 @@ def main(argv: list[str] | None = None) -> int:
     for name, (ttft, total) in medians.items():
         q1, _, q3 = statistics.quantiles([t for _, t in times[name]], n=4)
         print(f"{name:<36}{ttft * 1000:>18.1f}{args.tokens / total:>12.1f}{total:>12.3f}{q1:>15.3f} – {q3:.3f}")
-    (b_ttft, b_total), (a_ttft, a_total) = medians["bare: processor + generate"], medians["app: answer() + stream_text"]
+    (b_ttft, b_total), (a_ttft, a_total) = (
+        medians["bare: processor + generate"],
+        medians["app: answer() + stream_samples"],
+    )
     print(
         f"app overhead vs 'processor + generate': first token {100 * (a_ttft - b_ttft) / b_ttft:+.1f} % "
         f"({(a_ttft - b_ttft) * 1000:+.1f} ms), tokens/s {100 * (b_total / a_total - 1):+.1f} %, "
         f"total time {100 * (a_total - b_total) / b_total:+.1f} %"
+    )
+    together = medians[f"app: {args.samples} samples together"][1]
+    one_by_one = medians[f"app: {args.samples} answers one by one"][1]
+    print(
+        f"self-consistency: {args.samples} samples together cost {together / a_total:.2f}x one answer "
+        f"(goal <= 1.5x); one by one {one_by_one / a_total:.2f}x"
     )
     return 0
 

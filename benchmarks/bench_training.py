@@ -101,6 +101,7 @@ def grpo_argv(cfg: dict[str, Any], model_dir: Path, data: Path, out_dir: Path) -
         "--use_peft", "false" if cfg["mode"] == "full" else "true",
         "--merge_lora_for_generation", "false" if cfg["mode"] == "lora-unmerged" else "true",
         "--gradient_checkpointing", "true" if cfg["gradient_checkpointing"] else "false",
+        "--prefill_prompts_once", "true" if cfg.get("prefill_once", True) else "false",
         "--logging_steps", "1",
         "--save_strategy", "no",
         "--report_to", "none",
@@ -160,6 +161,7 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
     step_s = statistics.median(step_times) if step_times else float("nan")
     return {
         **{k: cfg[k] for k in ("mode", "gradient_checkpointing", "num_generations", "prompts_per_step")},
+        "prefill_once": cfg.get("prefill_once", True),
         "max_completion_length": cfg["max_completion_length"],
         "steps_measured": len(step_times),
         "step_s": step_s,
@@ -202,23 +204,27 @@ def hardware() -> str:
     return text + f"; torch {torch.__version__}"
 
 
+def _prefill(result: dict[str, Any]) -> str:
+    return "once per question" if result.get("prefill_once", True) else "per completion"
+
+
 def format_table(results: list[dict[str, Any]]) -> str:
     def num(value: float | None, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
 
     lines = [
-        "| mode | grad. checkpointing | num_generations | completions/step | s/step | samples/s "
+        "| mode | grad. checkpointing | prompt prefilled | num_generations | completions/step | s/step | samples/s "
         "| generation tok/s | peak GPU GiB | peak RSS GiB |",
-        "|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
         if "error" in r:
-            lines.append(f"| {r['mode']} | {'on' if r['gradient_checkpointing'] else 'off'} | {r['num_generations']} "
-                         f"| - | failed: {r['error']} | | | | |")  # fmt: skip
+            lines.append(f"| {r['mode']} | {'on' if r['gradient_checkpointing'] else 'off'} "
+                         f"| {_prefill(r)} | {r['num_generations']} | - | failed: {r['error']} | | | | |")  # fmt: skip
             continue
         lines.append(
-            f"| {r['mode']} | {'on' if r['gradient_checkpointing'] else 'off'} | {r['num_generations']} "
-            f"| {r['prompts_per_step'] * r['num_generations']} | {num(r['step_s'], '.2f')} "
+            f"| {r['mode']} | {'on' if r['gradient_checkpointing'] else 'off'} | {_prefill(r)} "
+            f"| {r['num_generations']} | {r['prompts_per_step'] * r['num_generations']} | {num(r['step_s'], '.3f')} "
             f"| {num(r['samples_per_s'], '.1f')} | {num(r['generation_tokens_per_s'], '.0f')} "
             f"| {num(r['peak_gpu_gib'], '.1f')} | {num(r['peak_rss_gib'], '.2f')} |"
         )
@@ -238,6 +244,15 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="lora-unmerged: LoRA sampling through PEFT's unmerged adapter (--merge_lora_for_generation false).",
     )
     parser.add_argument("--gradient-checkpointing", nargs="+", choices=("on", "off"), default=None)
+    parser.add_argument(
+        "--prefill-once",
+        nargs="+",
+        choices=("on", "off"),
+        default=["on"],
+        help="each question's prompt prefilled once for its completions (on, the default) or per completion (off, "
+        "as before); 'on off' measures both, alternating",
+    )
+    parser.add_argument("--repeats", type=int, default=1, help="Run every configuration this many times, alternated.")
     parser.add_argument("--num-generations", nargs="+", type=int, default=[4, 8])
     parser.add_argument("--prompts-per-step", type=int, default=None, help="Default: 4 (2B) or 8 (tiny).")
     parser.add_argument("--max-completion-length", type=int, default=None, help="Default: 256 (2B) or 32 (tiny).")
@@ -279,8 +294,12 @@ def main(argv: list[str] | None = None) -> int:
             build_tiny_model(model_dir, seed=0)
         max_pixels, image_size = TINY_MAX_PIXELS, TINY_IMAGE_SIZE
     results = []
-    for mode, checkpointing, generations in product(args.modes, args.gradient_checkpointing, args.num_generations):
+    dims = (args.modes, args.gradient_checkpointing, args.num_generations, args.prefill_once)
+    grid = product(range(args.repeats), *dims)
+    for repeat, mode, checkpointing, generations, prefill in grid:
         cfg = {
+            "prefill_once": prefill == "on",
+            "repeat": repeat,
             "mode": mode,
             "gradient_checkpointing": checkpointing == "on",
             "num_generations": generations,
@@ -292,9 +311,12 @@ def main(argv: list[str] | None = None) -> int:
             "max_pixels": max_pixels,
             "image_size": image_size,
             "model_dir": str(model_dir),
-            "work_dir": str(args.output / f"{mode}-gc{checkpointing}-g{generations}"),
+            "work_dir": str(args.output / f"{mode}-gc{checkpointing}-g{generations}-prefill{prefill}-{repeat}"),
         }
-        print(f"[bench] {mode}, checkpointing {checkpointing}, num_generations {generations} ...", flush=True)
+        print(
+            f"[bench] {mode}, checkpointing {checkpointing}, num_generations {generations}, prefill once {prefill} ...",
+            flush=True,
+        )
         proc = subprocess.run(
             [sys.executable, __file__, "--single", json.dumps(cfg)], capture_output=True, text=True, check=False
         )

@@ -5,9 +5,10 @@ test. Every response goes through ``train.protocol.parse_response`` (the parser 
 evaluation use), so a clinician sees exactly what an evaluation would have scored: a malformed output
 stays malformed, with the parser's own list of issues.
 
-Self-consistency: N samples drawn one after the other (each streamed, each seeded ``seed + i``), then
-counted. The agreement ("4 of 5 chose C") is how often the model gives the same answer when asked the
-same thing again; it is not a probability of being right.
+Self-consistency: N samples drawn together in one ``generate`` call from one seed (each streamed to its
+own text; the same seed and N draw the same samples again), then counted. The agreement ("4 of 5 chose
+C") is how often the model gives the same answer when asked the same thing again; it is not a
+probability of being right.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from PIL import Image
 
 from train.protocol import LETTERS, ParsedResponse, parse_response
 
-from .generation import GenerationSettings, ModelInput, StreamFn, stream_text
+from .generation import GenerationSettings, ModelInput, StreamFn, stream_samples
 from .models import LoadedModel
 
 
@@ -32,6 +33,7 @@ class SampledAnswer:
 
     index: int
     seed: int
+    """The seed the samples of this answer were drawn from together (one seed for all N)."""
     text: str = ""
     parsed: ParsedResponse | None = None
     finished: bool = False
@@ -118,35 +120,39 @@ def answer(
     options: Sequence[str] | None,
     settings: GenerationSettings,
     stop: threading.Event | None = None,
-    stream_fn: StreamFn = stream_text,
+    stream_fn: StreamFn = stream_samples,
 ) -> Iterator[AnswerProgress]:
     """Stream ``settings.samples`` responses to ``prompt``; yields the progress after every token.
 
     ``prompt`` is one question's instruction, or the whole conversation for a follow-up question.
 
-    ``stream_fn`` is :func:`medr1_app.generation.stream_text` in the app; tests may pass a scripted
-    function with the same signature (documented test seam, never used by the app itself).
+    ``stream_fn`` is :func:`medr1_app.generation.stream_samples` in the app; tests may pass a scripted
+    function with the same signature (documented test seam, never used by the app itself). The samples
+    stream together; ``progress.current`` (the one the reasoning panel shows) is the first.
     """
     stop = stop or threading.Event()
-    progress = AnswerProgress()
     options = list(options) if options else None
-    for index in range(settings.samples):
-        sample = SampledAnswer(index=index, seed=settings.seed + index, free_text=not options)
-        progress.samples.append(sample)
-        progress.current = index
-        start = time.perf_counter()
-        for text in stream_fn(loaded, image, prompt, settings, stop, sample_index=index):
-            sample.text = text
-            sample.parsed = parse_response(text, options, settings.prompt_style, settings.prompt)
-            sample.seconds = time.perf_counter() - start
-            yield progress
+    samples = [SampledAnswer(index=i, seed=settings.seed, free_text=not options) for i in range(settings.samples)]
+    progress = AnswerProgress(samples=samples)
+    start = time.perf_counter()
+    ended: tuple[bool, ...] = (False,) * len(samples)
+    for streamed in stream_fn(loaded, image, prompt, settings, stop):
+        now = time.perf_counter() - start
+        ended = streamed.ended
+        for sample, text, done in zip(samples, streamed.texts, ended, strict=True):
+            if sample.finished:
+                continue
+            if text != sample.text or sample.parsed is None:
+                sample.text = text
+                sample.parsed = parse_response(text, options, settings.prompt_style, settings.prompt)
+            sample.seconds = now
+            sample.finished = done
+        yield progress
+    progress.stopped = stop.is_set() and not all(ended)
+    for sample, done in zip(samples, ended, strict=True):
         sample.parsed = parse_response(sample.text, options, settings.prompt_style, settings.prompt)
-        sample.seconds = time.perf_counter() - start
-        sample.stopped = stop.is_set()
-        sample.finished = not sample.stopped
-        if stop.is_set():
-            progress.stopped = True
-            break
+        sample.finished = done
+        sample.stopped = not done
     progress.finished = True
     progress.vote = tally(progress.samples)
     yield progress

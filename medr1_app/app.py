@@ -25,7 +25,7 @@ import gradio as gr
 
 from . import render
 from .context import AppContext, TabSpec
-from .generation import StreamFn, stream_text
+from .generation import StreamFn, stream_samples
 from .gpu import on_spaces
 from .models import ModelManager, ModelRegistry, builtin_models, spec_from_argument
 from .ui_ask import ENTER_APPLIES, AskTab, build_ask_tab
@@ -47,6 +47,9 @@ class AppConfig:
     cache_dir: str | None = None
     device: str | None = None
     dtype: str | None = None
+    fast_generation: str = field(default_factory=lambda: os.environ.get("MEDR1_FAST_GENERATION", "off"))
+    """``train.generation.FAST_MODES``: auto (static KV cache, compiled, on CUDA), on, off (the default until
+    it is measured on a GPU)."""
     public: bool = field(default_factory=on_spaces)
     """Reachable by others: a hosted Space, or ``--host`` other than loopback."""
     enable_jobs: bool | None = None
@@ -93,12 +96,12 @@ def build_context(
         registry = ModelRegistry(builtin_models(), runs_dir=config.runs_dir)
     chosen = spec_from_argument(config.model, cache_dir=config.cache_dir)
     registry.add(chosen)
-    manager = manager or ModelManager(registry, device=config.device, dtype=config.dtype)
+    manager = manager or ModelManager(registry, device=config.device, dtype=config.dtype, fast=config.fast_generation)
     return AppContext(
         registry=registry,
         manager=manager,
         default_model=chosen.key,
-        stream_fn=stream_fn or stream_text,
+        stream_fn=stream_fn or stream_samples,
         allow_add_models=config.allow_add_models,
         on_spaces=on_spaces(),
         upload_grace_seconds=config.upload_grace_seconds,
@@ -116,7 +119,7 @@ def build_app(
     """The app as a ``gr.Blocks`` (call ``.launch(**launch_kwargs(config))`` on it).
 
     ``stream_fn`` is a **test seam only**: tests pass a scripted function with the signature of
-    :func:`medr1_app.generation.stream_text` to get deterministic text; the app never sets it.
+    :func:`medr1_app.generation.stream_samples` to get deterministic text; the app never sets it.
     The returned Blocks carries ``medr1_context`` (the :class:`AppContext`) and ``medr1_ask``
     (the Ask tab's components) for other tabs and for tests.
     """

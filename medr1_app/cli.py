@@ -16,6 +16,8 @@ import logging
 import os
 import sys
 
+from train.generation import FAST_MODES
+
 from .models import ModelLoadError, builtin_models
 
 
@@ -33,6 +35,13 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument("--cache-dir", default=None, help="where the tiny model is built (default: ~/.cache/medr1)")
     parser.add_argument("--device", default=None, help="cuda or cpu (default: cuda when available)")
     parser.add_argument("--dtype", default=None, help="bfloat16, float16 or float32 (default: bf16 on GPU, else fp32)")
+    parser.add_argument(
+        "--fast-generation",
+        choices=FAST_MODES,
+        default=os.environ.get("MEDR1_FAST_GENERATION", "off"),
+        help="static KV cache with a compiled decode step: auto (on CUDA), on, off (default: off; not yet "
+        "measured on a GPU, see docs/benchmarks.md)",
+    )
     parser.add_argument("--max-file-size", default="512mb", help="largest upload accepted (default: 512mb)")
     parser.add_argument("--preload", action="store_true", help="load the model at start-up instead of first use")
     parser.add_argument("--no-add-models", action="store_true", help="hide the 'Add a model' box")
@@ -55,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
         cache_dir=args.cache_dir,
         device=args.device,
         dtype=args.dtype,
+        fast_generation=args.fast_generation,
         allow_add_models=not args.no_add_models,
         max_file_size=args.max_file_size,
         public=args.host not in ("127.0.0.1", "localhost", "::1"),

@@ -16,7 +16,7 @@ from typing import Any
 
 import gradio as gr
 
-from .generation import StreamFn, stream_text
+from .generation import StreamFn, stream_samples
 from .gpu import GPU_CONCURRENCY_ID
 from .models import ModelManager, ModelRegistry
 from .uploads import UploadJanitor
@@ -157,7 +157,7 @@ class AppContext:
     registry: ModelRegistry
     manager: ModelManager
     default_model: str
-    stream_fn: StreamFn = stream_text
+    stream_fn: StreamFn = stream_samples
     allow_add_models: bool = True
     on_spaces: bool = False
     gpu_concurrency_id: str = GPU_CONCURRENCY_ID

@@ -120,8 +120,11 @@ def _turn_markdown(turn: dict[str, Any], number: int | None) -> list[str]:
         lines += ["*Free-text question (no options).*", ""]
     if turn["vote"]:
         lines += [f"**Agreement:** {turn['vote']['agreement']}", ""]
+    if len(turn["samples"]) > 1:
+        seed = turn["samples"][0]["seed"]
+        lines += [f"*{len(turn['samples'])} samples drawn together from seed {seed}.*", ""]
     for sample in turn["samples"]:
-        head = f"### Sample {sample['index'] + 1} (seed {sample['seed']})" if len(turn["samples"]) > 1 else "### Answer"
+        head = f"### Sample {sample['index'] + 1}" if len(turn["samples"]) > 1 else "### Answer"
         choice = f"{sample['letter']}) {sample['option']}" if sample["letter"] and sample["option"] else None
         choice = choice or sample["letter"] or (sample["answer"] if not turn["options"] else None) or "no answer"
         status = "well-formed" if sample["well_formed"] and not sample["issues"] else "malformed"

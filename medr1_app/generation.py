@@ -4,10 +4,13 @@ Why these pieces:
 
 * The picture arrives already at the model's input size (``train.imaging.model_picture``), so the
   processor does not resize again and the viewer's PNG *is* the model's input, pixel for pixel.
-* :class:`TokenStreamer` hands each new token to the consumer as it is sampled (transformers'
-  ``TextIteratorStreamer`` holds text back until a word ends, which delays the first visible token).
-  The consumer decodes only the new tokens, and after the first one gathers tokens for 20 ms at a time,
-  so its work stays small and constant as the answer grows and does not hold the generating thread back.
+* :class:`TokenStreamer` hands each step's new tokens to the consumer as they are sampled (transformers'
+  ``TextIteratorStreamer`` holds text back until a word ends, which delays the first visible token, and
+  takes one sequence only). The consumer decodes only the new tokens, and after the first one gathers
+  tokens for 20 ms at a time, so its work stays small and constant as the answer grows and does not hold
+  the generating thread back.
+* Self-consistency samples are drawn together in one ``generate`` call (:func:`stream_samples`), each
+  streamed to its own text: on a GPU a step for N sequences costs about what a step for one does.
 * :class:`StopOnEvent` is a ``StoppingCriteria``: the Stop button sets a ``threading.Event`` and
   ``model.generate`` ends at the next token. Cancelling the Gradio event alone would only stop the
   Python generator while ``generate`` kept the GPU busy in its thread.
@@ -20,7 +23,7 @@ import queue
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import torch
@@ -28,7 +31,7 @@ from PIL import Image
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from train.generation import default_max_new_tokens, sampling_kwargs
+from train.generation import default_max_new_tokens, generate, sampling_kwargs
 from train.protocol import DEFAULT_PROMPT, PROMPT_STYLES, build_messages, get_prompt
 
 from .models import LoadedModel
@@ -119,9 +122,11 @@ class StopOnEvent(StoppingCriteria):
 
 
 class TokenStreamer(BaseStreamer):
-    """Queue of new token ids from ``generate`` (the prompt, sent first, is skipped)."""
+    """Queue of each step's new token ids from ``generate``, one per sample (the prompt, sent first, is skipped)."""
 
     _END = object()
+    RESTART = object()
+    """Put when a failed fast attempt is started again on the ordinary path: what was streamed is void."""
 
     def __init__(self) -> None:
         self.queue: queue.Queue = queue.Queue()
@@ -133,11 +138,148 @@ class TokenStreamer(BaseStreamer):
             return
         self.queue.put(value.reshape(-1).tolist())
 
+    def restart(self) -> None:
+        self._prompt_seen = False
+        self.queue.put(self.RESTART)
+
     def end(self) -> None:
         self.queue.put(self._END)
 
 
-StreamFn = Callable[..., Iterator[str]]
+@dataclass(frozen=True)
+class Streamed:
+    """Every sample's text so far; ``ended[i]``: sample ``i`` has finished (end of text or the token limit)."""
+
+    texts: tuple[str, ...]
+    ended: tuple[bool, ...]
+
+
+StreamFn = Callable[..., Iterator[Streamed]]
+"""What :func:`medr1_app.answering.answer` streams from: :func:`stream_samples` (tests pass a scripted one)."""
+
+
+class _SampleDecoder:
+    """One sample's text, decoded piecewise from its new tokens, up to its end-of-text token."""
+
+    def __init__(self, tokenizer: Any, end_ids: set[int]):
+        self.tokenizer = tokenizer
+        self.end_ids = end_ids
+        self.ids: list[int] = []
+        self.pending: list[int] = []
+        self.text = ""
+        self.ended = False
+
+    def add(self, token: int) -> None:
+        if self.ended:  # finished rows are padded until the longest sample ends
+            return
+        if token in self.end_ids:
+            self.ended = True
+            return
+        self.pending.append(token)
+
+    def flush(self, last: bool = False) -> bool:
+        """Decode the waiting tokens; True if the text grew. Byte-level BPE decodes piecewise, but a
+        character whose bytes are split across tokens decodes as U+FFFD until its last byte arrives."""
+        if not self.pending:
+            return False
+        piece = self.tokenizer.decode(self.pending, skip_special_tokens=True)
+        if piece.endswith("\ufffd") and not (last or self.ended):
+            return False
+        self.ids.extend(self.pending)
+        self.pending = []
+        self.text += piece
+        return bool(piece)
+
+    def exact(self) -> str:
+        """The whole text decoded at once (a tokenizer may decode context-dependently)."""
+        return self.tokenizer.decode(self.ids + self.pending, skip_special_tokens=True)
+
+
+def _end_ids(loaded: LoadedModel) -> set[int]:
+    configured = getattr(loaded.model.generation_config, "eos_token_id", None)
+    ids = set(configured if isinstance(configured, (list, tuple)) else [configured])
+    ids.add(loaded.processor.tokenizer.eos_token_id)
+    return {int(i) for i in ids if i is not None}
+
+
+def stream_samples(
+    loaded: LoadedModel,
+    image: Image.Image | Sequence[Image.Image],
+    prompt: ModelInput,
+    settings: GenerationSettings,
+    stop: threading.Event | None = None,
+    **generate_overrides: Any,
+) -> Iterator[Streamed]:
+    """Yield all ``settings.samples`` texts so far, as tokens arrive, until they end, the limit or ``stop``.
+
+    The samples are drawn together, in one ``generate`` call (``train.generation.generate``: the prompt
+    is computed once, then each step samples a token for every sample), seeded once with
+    ``settings.seed``: the same seed and number of samples draw the same samples again. ``image`` must
+    already be at the model's input size (``train.imaging.model_picture``). ``generate_overrides`` is for
+    benchmarks (e.g. ``min_new_tokens``).
+    """
+    stop = stop or threading.Event()
+    inputs = build_inputs(loaded, image, prompt)
+    count = int(settings.samples)
+    kwargs: dict[str, Any] = {
+        "max_new_tokens": settings.max_new_tokens,
+        "stopping_criteria": StoppingCriteriaList([StopOnEvent(stop)]),
+        **sampling_kwargs(settings.effective_temperature, settings.top_p),
+    }
+    kwargs.update(generate_overrides)
+    streamer = TokenStreamer()
+    failure: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            torch.manual_seed(settings.seed)
+            with torch.inference_mode():
+                generate(loaded.model, inputs, samples=count, fast=loaded.fast, streamer=streamer, **kwargs)
+        except BaseException as exc:  # re-raised in the consumer
+            failure.append(exc)
+            streamer.end()
+
+    worker = threading.Thread(target=run, name="medr1-generate", daemon=True)
+    worker.start()
+    tokenizer, end_ids = loaded.processor.tokenizer, _end_ids(loaded)
+    rows = [_SampleDecoder(tokenizer, end_ids) for _ in range(count)]
+    finished = False
+    yielded_at = 0.0
+    try:
+        while not finished:
+            item = streamer.queue.get()
+            # After the first text, gather tokens for at least STREAM_INTERVAL: fewer wake-ups, decodes and
+            # parses, so the consumer takes less CPU and GIL time from the generating thread.
+            wait = STREAM_INTERVAL - (time.perf_counter() - yielded_at)
+            if yielded_at and wait > 0 and item is not TokenStreamer._END:
+                time.sleep(wait)
+            while True:  # take every step already waiting: one decode and one yield for all of them
+                if item is TokenStreamer._END:
+                    finished = True
+                    break
+                if item is TokenStreamer.RESTART:
+                    rows = [_SampleDecoder(tokenizer, end_ids) for _ in range(count)]
+                else:
+                    for row, token in zip(rows, item, strict=True):
+                        row.add(token)
+                try:
+                    item = streamer.queue.get_nowait()
+                except queue.Empty:
+                    break
+            ended_before = [row.ended for row in rows]
+            grew = [row.flush(last=finished) for row in rows]
+            if not finished and (any(grew) or ended_before != [row.ended for row in rows]):
+                yielded_at = time.perf_counter()
+                yield Streamed(tuple(row.text for row in rows), tuple(row.ended for row in rows))
+    finally:
+        if not finished:  # the consumer was closed early (client gone, event cancelled): stop generate too
+            stop.set()
+        worker.join()
+    if failure:
+        raise failure[0]
+    # Without a Stop, generate ended because every sample did (its end token, or the token limit).
+    ended = tuple(row.ended or not stop.is_set() for row in rows)
+    yield Streamed(tuple(row.exact() for row in rows), ended)
 
 
 def stream_text(
@@ -146,81 +288,11 @@ def stream_text(
     prompt: ModelInput,
     settings: GenerationSettings,
     stop: threading.Event | None = None,
-    sample_index: int = 0,
     **generate_overrides: Any,
 ) -> Iterator[str]:
-    """Yield the response text so far, once per new token, until EOS, the token limit or ``stop``.
-
-    ``image`` must already be at the model's input size (``train.imaging.model_picture``). Sampling is seeded with
-    ``settings.seed + sample_index`` so each self-consistency sample can be reproduced on its own.
-    ``generate_overrides`` is for benchmarks (e.g. ``min_new_tokens``).
-    """
-    stop = stop or threading.Event()
-    inputs = build_inputs(loaded, image, prompt)
-    temperature = settings.effective_temperature
-    kwargs: dict[str, Any] = {
-        "max_new_tokens": settings.max_new_tokens,
-        "stopping_criteria": StoppingCriteriaList([StopOnEvent(stop)]),
-        **sampling_kwargs(temperature, settings.top_p),
-    }
-    kwargs.update(generate_overrides)
-    streamer = TokenStreamer()
-    failure: list[BaseException] = []
-
-    def run() -> None:
-        try:
-            torch.manual_seed(settings.seed + sample_index)
-            with torch.inference_mode():
-                loaded.model.generate(**inputs, streamer=streamer, **kwargs)
-        except BaseException as exc:  # re-raised in the consumer
-            failure.append(exc)
-            streamer.end()
-
-    worker = threading.Thread(target=run, name="medr1-generate", daemon=True)
-    worker.start()
-    tokenizer = loaded.processor.tokenizer
-    ids: list[int] = []
-    pending: list[int] = []
-    text = ""
-    ended = False
-    yielded_at = 0.0
-    try:
-        while not ended:
-            item = streamer.queue.get()
-            # After the first text, gather tokens for at least STREAM_INTERVAL: fewer wake-ups, decodes and
-            # parses, so the consumer takes less CPU and GIL time from the generating thread.
-            wait = STREAM_INTERVAL - (time.perf_counter() - yielded_at)
-            if text and wait > 0 and item is not TokenStreamer._END:
-                time.sleep(wait)
-            while True:  # take every token already waiting: one decode and one yield for all of them
-                if item is TokenStreamer._END:
-                    ended = True
-                    break
-                pending.extend(item)
-                try:
-                    item = streamer.queue.get_nowait()
-                except queue.Empty:
-                    break
-            if not pending:
-                continue
-            # Decode only the new tokens (byte-level BPE decodes piecewise); a character whose bytes are
-            # split across tokens decodes as U+FFFD until its last byte arrives, so those tokens wait.
-            piece = tokenizer.decode(pending, skip_special_tokens=True)
-            if piece.endswith("\ufffd") and not ended:
-                continue
-            ids.extend(pending)
-            pending = []
-            if piece:
-                text += piece
-                yielded_at = time.perf_counter()
-                yield text
-    finally:
-        if not ended:  # the consumer was closed early (client gone, event cancelled): stop generate too
-            stop.set()
-        worker.join()
-    if failure:
-        raise failure[0]
-    # The pieces must add up to the whole: if a tokenizer decodes context-dependently, send the exact text.
-    final = tokenizer.decode(ids + pending, skip_special_tokens=True)
-    if final != text:
-        yield final
+    """One response's text so far, once per new piece (:func:`stream_samples` with one sample)."""
+    shown = None
+    for streamed in stream_samples(loaded, image, prompt, replace(settings, samples=1), stop, **generate_overrides):
+        if streamed.texts[0] != shown:
+            shown = streamed.texts[0]
+            yield shown

@@ -35,6 +35,7 @@ from typing import Any
 
 import torch
 
+from train.generation import use_fast_path
 from train.imaging import PixelBounds
 from train.model_io import (
     ModelLoadError,
@@ -331,6 +332,8 @@ class LoadedModel:
     """The input-size rule of its pictures (``train.model_io.pixel_bounds`` of its processor)."""
     load_seconds: float = 0.0
     info: dict[str, Any] = field(default_factory=dict)
+    fast: str = "off"
+    """The fast generation path (``train.generation.FAST_MODES``): static KV cache, compiled on CUDA."""
 
     @property
     def tiny(self) -> bool:
@@ -379,10 +382,12 @@ class ModelManager:
     ``train.model_io.load_for_inference``.
     """
 
-    def __init__(self, registry: ModelRegistry, device: str | None = None, dtype: str | None = None):
+    def __init__(self, registry: ModelRegistry, device: str | None = None, dtype: str | None = None, fast: str = "off"):
         self.registry = registry
         self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
         self.dtype = dtype
+        use_fast_path(fast, self.device)  # an unknown mode fails here, at start-up
+        self.fast = fast
         self._lock = threading.Lock()
         self._loaded: LoadedModel | None = None
 
@@ -430,4 +435,5 @@ class ModelManager:
             bounds,
             load_seconds=seconds,
             info={"parameters": sum(p.numel() for p in model.parameters())},
+            fast=self.fast,
         )

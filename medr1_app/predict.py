@@ -29,7 +29,7 @@ from .answering import answer
 from .context import AppContext
 from .conversation import Conversation, Turn
 from .export import AskRecord, record_dict
-from .generation import GenerationSettings, StreamFn, stream_text
+from .generation import GenerationSettings, StreamFn, stream_samples
 from .gpu import gpu_task
 from .models import ModelManager, ModelRegistry, ModelSpec, builtin_models, spec_from_argument
 from .viewer import view_record
@@ -55,7 +55,7 @@ def predict(
     *,
     model: str | None = None,
     manager: ModelManager | None = None,
-    stream_fn: StreamFn = stream_text,
+    stream_fn: StreamFn = stream_samples,
     name: str | None = None,
 ) -> dict[str, Any]:
     """Answer ``question`` about ``image`` (a DICOM file, a ZIP of a series, a NIfTI volume or a picture).

@@ -104,9 +104,14 @@ def _answer_card(progress: AnswerProgress, options: Sequence[str] | None) -> str
     n = len(progress.samples)
     if progress.finished and progress.vote is not None and n > 1:
         return _vote_html(progress, options)
-    sample = progress.samples[-1]
+    sample = progress.sample
+    assert sample is not None
     css, badge, issues = _status(sample, progress)
-    head = f"Sample {sample.index + 1}" if progress.samples and progress.current > 0 else "Answer"
+    if n > 1:  # the samples are being drawn together; the first is shown as it streams
+        done = sum(s.finished for s in progress.samples)
+        head = f"Sample {sample.index + 1} of {n} · {done} of {n} finished"
+    else:
+        head = "Answer"
     issue_list = "".join(f"<li>{esc(i)}</li>" for i in issues)
     return (
         f'<div class="medr1-answer medr1-answer-{css}" data-status="{css}">'
@@ -169,7 +174,11 @@ def samples_html(progress: AnswerProgress | None, options: Sequence[str] | None 
     if progress is None or len(progress.samples) < 2:
         return ""
     options = list(options) if options else None
-    parts = []
+    seed = progress.samples[0].seed
+    parts = [
+        f'<div class="medr1-note">{len(progress.samples)} samples drawn together from seed {seed}: the same '
+        "seed and number of samples draw them again.</div>"
+    ]
     for sample in progress.samples:
         css, badge, issues = _status(sample, progress)
         parsed = sample.parsed
@@ -181,8 +190,8 @@ def samples_html(progress: AnswerProgress | None, options: Sequence[str] | None 
         rationale = parsed.rationale if parsed and parsed.rationale is not None else ""
         issue_text = f" — {'; '.join(issues)}" if issues else ""
         parts.append(
-            f'<details class="medr1-sample medr1-sample-{css}"><summary>Sample {sample.index + 1} '
-            f"(seed {sample.seed}): {esc(choice)} · {esc(badge)}{esc(issue_text)}</summary>"
+            f'<details class="medr1-sample medr1-sample-{css}"><summary>Sample {sample.index + 1}: '
+            f"{esc(choice)} · {esc(badge)}{esc(issue_text)}</summary>"
             f'<div class="medr1-sample-label">Reasoning</div><pre>{esc(rationale or "(none)")}</pre>'
             f'<div class="medr1-sample-label">Raw output</div><pre>{esc(sample.text)}</pre></details>'
         )

@@ -1,6 +1,6 @@
 """Helpers for the app's tests: a scripted text generator (the documented test seam) and app launching.
 
-``ScriptedStream`` stands in for :func:`medr1_app.generation.stream_text` where a test needs known
+``ScriptedStream`` stands in for :func:`medr1_app.generation.stream_samples` where a test needs known
 text (a parsed rationale and answer, a vote split). Everything else stays real: the image is opened,
 windowed and resized by the app, the model and processor are loaded, the prompt is built, and the
 text goes through the real parser, renderer and exporter. Tests that use it say so; the tests of the
@@ -13,7 +13,10 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from medr1_app.generation import Streamed
 
 WELL_FORMED = (
     "<think>The picture is a grey-scale cross-section with dense bone at the rim, typical of a CT slice."
@@ -23,7 +26,9 @@ WELL_FORMED = (
 
 @dataclass
 class ScriptedStream:
-    """Yields ``responses[sample_index]`` a few characters at a time, honouring ``stop`` like a model."""
+    """Streams sample ``i``'s text as ``responses[i % len(responses)]``, ``chunk`` characters per step, all
+    samples together (as the model draws them), honouring ``stop`` like a model: samples that had not
+    reached their end when it was set are left unfinished."""
 
     responses: Sequence[str]
     chunk: int = 4
@@ -31,20 +36,30 @@ class ScriptedStream:
     calls: list[dict[str, Any]] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def __call__(self, loaded, image, prompt, settings, stop=None, sample_index: int = 0, **_: Any) -> Iterator[str]:
+    def response(self, index: int, prompt: Any) -> str:
+        """The text sample ``index`` writes (subclasses answer by prompt)."""
+        return self.responses[index % len(self.responses)]
+
+    def __call__(self, loaded, image, prompt, settings, stop=None, **_: Any) -> Iterator[Streamed]:
+        from medr1_app.generation import Streamed
+
         with self.lock:
             sizes = [picture.size for picture in image] if isinstance(image, list) else None
             self.calls.append(
                 {"prompt": prompt, "size": sizes[0] if sizes else image.size, "sizes": sizes or [image.size],
-                 "sample_index": sample_index, "seed": settings.seed}
+                 "samples": settings.samples, "seed": settings.seed}
             )  # fmt: skip
-        text = self.responses[sample_index % len(self.responses)]
-        for end in range(self.chunk, len(text) + self.chunk, self.chunk):
+        texts = [self.response(i, prompt) for i in range(settings.samples)]
+        longest = max(len(t) for t in texts)
+        end = 0
+        for end in range(self.chunk, longest + self.chunk, self.chunk):
             if stop is not None and stop.is_set():
-                return
+                break
             if self.delay:
                 time.sleep(self.delay)
-            yield text[:end]
+            yield Streamed(tuple(t[:end] for t in texts), tuple(end >= len(t) for t in texts))
+        stopped = stop is not None and stop.is_set()
+        yield Streamed(tuple(t[:end] for t in texts), tuple(end >= len(t) or not stopped for t in texts))
 
 
 def launch(demo, port: int | None = None) -> str:

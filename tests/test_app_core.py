@@ -175,6 +175,57 @@ def test_streamed_text_is_exactly_what_generate_produces(loaded):
     assert streamed == bare
 
 
+def test_samples_stream_together_and_are_what_batched_generate_samples(loaded):
+    import torch
+
+    from medr1_app.generation import GenerationSettings, build_inputs, stream_samples
+
+    picture = model_picture(Image.new("RGB", (100, 100), (200, 10, 10)), bounds=loaded.bounds)
+    prompt = build_prompt("Which modality?", ["CT", "MRI"])
+    settings = GenerationSettings(temperature=1.0, max_new_tokens=40, seed=5, samples=4)
+    steps = list(stream_samples(loaded, picture, prompt, settings))
+    final = steps[-1]
+    assert len(final.texts) == 4 and all(final.ended) and len(set(final.texts)) > 1
+    assert sum(any(step.texts[1:]) for step in steps[:-1]) >= 2, "every sample streams, not only the first"
+    assert list(stream_samples(loaded, picture, prompt, settings))[-1] == final, "the seed draws them again"
+    inputs = build_inputs(loaded, picture, prompt)
+    torch.manual_seed(5)
+    with torch.inference_mode():
+        out = loaded.model.generate(
+            **inputs, num_return_sequences=4, max_new_tokens=40, do_sample=True, temperature=1.0, top_k=0, top_p=1.0
+        )
+    bare = loaded.processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
+    assert list(final.texts) == bare
+
+
+def test_the_fast_path_streams_the_same_greedy_text(loaded):
+    from dataclasses import replace
+
+    from medr1_app.generation import GenerationSettings, stream_text
+
+    picture = model_picture(Image.new("RGB", (90, 120), (10, 120, 200)), bounds=loaded.bounds)
+    prompt = build_prompt("Which organ?", ["Liver", "Kidney", "Brain"])
+    settings = GenerationSettings(temperature=0.0, max_new_tokens=40)
+    ordinary = list(stream_text(replace(loaded, fast="off"), picture, prompt, settings, min_new_tokens=40))[-1]
+    fast = list(stream_text(replace(loaded, fast="on"), picture, prompt, settings, min_new_tokens=40))[-1]
+    assert fast == ordinary and len(loaded.processor.tokenizer(fast).input_ids) >= 30
+
+
+def test_stop_leaves_unfinished_samples_unfinished(loaded):
+    from medr1_app.generation import GenerationSettings, stream_samples
+
+    picture = model_picture(Image.new("RGB", (100, 100)), bounds=loaded.bounds)
+    stop = threading.Event()
+    settings = GenerationSettings(temperature=1.0, max_new_tokens=400, seed=1, samples=3)
+    steps = []
+    for step in stream_samples(loaded, picture, "Describe.", settings, stop, min_new_tokens=400):
+        steps.append(step)
+        if len(steps) == 3:
+            stop.set()
+    assert steps[-1].ended == (False, False, False) and all(steps[-1].texts)
+    assert not [t for t in threading.enumerate() if t.name == "medr1-generate"]
+
+
 def test_stop_event_ends_generate_at_the_next_token(loaded):
     from medr1_app.generation import GenerationSettings, stream_text
 
@@ -238,7 +289,7 @@ def test_free_text_votes_use_the_answer_text():
     assert vote.winner == "a smooth ramp" and vote.summary() == "2 of 3 samples chose “a smooth ramp”."
 
 
-def test_answer_streams_samples_with_their_own_seeds(loaded):
+def test_answer_streams_all_samples_together_from_one_seed(loaded):
     from medr1_app.answering import answer
     from medr1_app.generation import GenerationSettings
 
@@ -247,8 +298,9 @@ def test_answer_streams_samples_with_their_own_seeds(loaded):
     steps = list(answer(loaded, picture, "p", ["CT", "MRI"], GenerationSettings(samples=3, seed=7), stream_fn=stream))
     final = steps[-1]
     assert final.finished and len(final.samples) == 3 and len(steps) > 3
-    assert [c["sample_index"] for c in stream.calls] == [0, 1, 2]
-    assert [s.seed for s in final.samples] == [7, 8, 9]
+    assert [(c["samples"], c["seed"]) for c in stream.calls] == [(3, 7)], "one call draws all three samples"
+    assert all(len(step.samples) == 3 for step in steps) and steps[1].samples[2].text, "each sample streams at once"
+    assert [s.seed for s in final.samples] == [7, 7, 7]
     assert final.vote.winner == "B" and final.vote.winner_count == 2
 
 
@@ -257,15 +309,18 @@ def test_stop_during_self_consistency_keeps_finished_samples(loaded):
     from medr1_app.generation import GenerationSettings
 
     stop = threading.Event()
-    stream = ScriptedStream(["<answer>A</answer>"] * 5, chunk=2)
+    long = "<think>" + "the rim is dense bone " * 10 + "</think><answer>B</answer>"
+    stream = ScriptedStream(["<answer>A</answer>", long, long], chunk=2)
     final = None
-    for progress in answer(loaded, Image.new("RGB", (56, 56)), "p", ["CT", "MRI"], GenerationSettings(samples=5),
+    for progress in answer(loaded, Image.new("RGB", (56, 56)), "p", ["CT", "MRI"], GenerationSettings(samples=3),
                            stop, stream_fn=stream):  # fmt: skip
         final = progress
-        if len(progress.samples) == 2:
+        if progress.samples[0].finished:
             stop.set()
-    assert final.stopped and final.finished and len(final.samples) == 2
-    assert final.samples[0].finished and final.samples[1].stopped and final.vote.total == 1
+    assert final.stopped and final.finished and len(final.samples) == 3
+    assert final.samples[0].finished and final.samples[0].choice == "A"
+    assert final.samples[1].stopped and final.samples[2].stopped and not final.samples[1].finished
+    assert final.vote.total == 1 and final.vote.winner == "A"
 
 
 # ----------------------------------------------------------------------------------------- viewer
@@ -321,7 +376,8 @@ def test_export_round_trip(tmp_path):
     from medr1_app.models import spec_from_argument
 
     samples = [_sample("<think>Dense bone.</think><answer>C</answer>"), _sample("<answer>B</answer>")]
-    samples[1].index, samples[1].seed = 1, 1
+    samples[0].seed = samples[1].seed = 4
+    samples[1].index = 1
     progress = AnswerProgress(samples, finished=True, vote=tally(samples))
     picture = Image.fromarray(np.arange(56 * 56, dtype=np.uint16).reshape(56, 56).astype(np.uint8)).convert("RGB")
     options = ("CT", "MRI", "X-ray")
@@ -346,7 +402,8 @@ def test_export_round_trip(tmp_path):
     assert first_turn["settings"]["effective_temperature"] == 0.7
     markdown = as_md.read_text()
     assert "## Question 1" in markdown and "**Question:** Which modality?" in markdown
-    assert "### Sample 2 (seed 1)" in markdown and "**Answer:** B) MRI — *malformed*" in markdown
+    assert "*2 samples drawn together from seed 4.*" in markdown and "### Sample 2\n" in markdown
+    assert "**Answer:** B) MRI — *malformed*" in markdown
     assert "## Question 2" in markdown and "**Answer:** Bright bone — *well-formed*" in markdown
     with Image.open(png) as saved:
         assert np.array_equal(np.asarray(saved.convert("RGB")), np.asarray(picture)), "the PNG must be lossless"

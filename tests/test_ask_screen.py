@@ -44,9 +44,8 @@ SECOND = "<think>The bone is brighter than anything else.</think>\n<answer>The v
 class ConversationStream(ScriptedStream):
     """FIRST to a first question, SECOND to a follow-up (whose prompt is the conversation so far)."""
 
-    def __call__(self, loaded, image, prompt, settings, stop=None, sample_index: int = 0, **kwargs):
-        index = 1 if isinstance(prompt, list) else sample_index
-        yield from super().__call__(loaded, image, prompt, settings, stop, sample_index=index, **kwargs)
+    def response(self, index: int, prompt) -> str:
+        return SECOND if isinstance(prompt, list) else FIRST
 
 
 @pytest.fixture(scope="module")

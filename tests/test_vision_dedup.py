@@ -122,8 +122,9 @@ def test_grpo_training_encodes_one_copy_per_question_and_logs_the_same_numbers(
     one_picture = (56 // 14) ** 2  # a 56 x 56 px picture: 4 x 4 patches of 14 px
     rows_once, logged_once = run(once=True)
     rows_all, logged_all = run(once=False)
-    # Per step: sampling, the reference (KL) and the policy pass.
+    # Per step: sampling, the reference (KL) and the policy pass. Sampling prefills the question once for its
+    # completions either way (train.generation.rollouts_prefilled_once), so its tower pass sees one copy.
     assert rows_once == [one_picture] * 6, rows_once
-    assert rows_all == [4 * one_picture] * 6, rows_all
+    assert rows_all == [one_picture, 4 * one_picture, 4 * one_picture] * 2, rows_all
     for key in ("loss", "reward", "kl", "rewards/format/mean"):
         assert [r[key] for r in logged_once] == pytest.approx([r[key] for r in logged_all], abs=1e-6), key

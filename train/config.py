@@ -132,6 +132,21 @@ class GRPOScriptArguments(TrainingDataArguments):
             "trained weights are untouched). Not with vLLM, ZeRO-3 or FSDP."
         },
     )
+    prefill_prompts_once: bool = field(
+        default=True,
+        metadata={
+            "help": "Run each question's prompt through the model once and share its KV cache among the "
+            "num_generations completions (the same samples; see train/generation.py)."
+        },
+    )
+    fast_generation: str = field(
+        default="off",
+        metadata={
+            "help": "Rollouts with a static KV cache whose decode step transformers compiles: 'auto' (on "
+            "CUDA), 'on' or 'off'. Falls back to the ordinary path, once, if compiling fails. Off by default: "
+            "not yet measured on a GPU here (docs/benchmarks.md)."
+        },
+    )
     encode_each_image_once: bool = field(
         default=True,
         metadata={

@@ -661,19 +661,30 @@ def to_hf_dataset(
             target = format_completion("", s.answer, style="no_think")
             rows.setdefault("completion", []).append([{"role": "assistant", "content": target}])
     dataset = Dataset.from_dict(rows)
+    dataset.set_transform(AttachPictures(bounds))
+    return dataset
 
-    def attach_images(batch: dict[str, list]) -> dict[str, list]:
+
+@dataclass(frozen=True)
+class AttachPictures:
+    """The dataset's on-access transform: each row's picture, made from its file, frame, window and series.
+
+    A module-level class rather than a closure because ``datasets`` fingerprints the transform by
+    pickling it: an instance pickles by reference in microseconds, where a closure took about 12 s to
+    fail (and fall back to a random fingerprint) at the start of every training run.
+    """
+
+    bounds: PixelBounds | None = None
+
+    def __call__(self, batch: dict[str, list]) -> dict[str, list]:
         # GRPO's sampler asks for each question num_generations times in one batch: decode each picture once.
         keys = list(zip(batch["image_path"], batch["frame"], batch["window"], batch["series"], strict=True))
         loaded = {
-            key: model_picture(key[0], key[1], parse_window(key[2]), bounds, series=key[3] or None)
+            key: model_picture(key[0], key[1], parse_window(key[2]), self.bounds, series=key[3] or None)
             for key in dict.fromkeys(keys)
         }
         batch["image"] = [loaded[key] for key in keys]
         return batch
-
-    dataset.set_transform(attach_images)
-    return dataset
 
 
 def picture_problems(samples: Sequence[Sample], bounds: PixelBounds | None = None) -> list[RecordProblem]:

@@ -3,15 +3,17 @@
 In the style of TRL's ``grpo_vlm.py`` example: our data options plus TRL's ``GRPOConfig`` and
 ``ModelConfig`` with Med-R1's defaults (``train.config``), parsed from flags and/or ``--config
 recipe.yaml``; the model, processor, dataset and rewards built here and handed to TRL's
-``GRPOTrainer``, with two changes that save time and leave the
-numbers as they are: sampling with the LoRA adapter merged into weight copies
-(``train.merged_generation``), and encoding each question's picture once for all its completions
-(``train.vision_dedup``). Multi-GPU and multi-node runs are the same command under
-``accelerate launch --config_file train/recipes/accelerate/zero2.yaml``.
+``GRPOTrainer``, with changes that save time and leave the numbers as they are: sampling with the
+LoRA adapter merged into weight copies (``train.merged_generation``), encoding each question's picture
+once for all its completions (``train.vision_dedup``), prefilling each question's prompt once for all
+its completions (``train.generation.rollouts_prefilled_once``), and, when asked, a static KV cache
+whose decode step transformers compiles (``--fast_generation``). Multi-GPU and multi-node runs are the
+same command under ``accelerate launch --config_file train/recipes/accelerate/zero2.yaml``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import importlib.util
@@ -24,6 +26,7 @@ import torch
 from train.callbacks import MetricsFileCallback, StopOnSignalCallback, read_metrics
 from train.config import GRPOScriptArguments, MedR1ModelConfig, grpo_config_classes
 from train.data import to_hf_dataset
+from train.generation import rollouts_prefilled_once, use_fast_path
 from train.merged_generation import can_merge_for_generation, lora_merged_for_generation
 from train.model_io import load_model, load_processor, lora_config
 from train.prepare import device_flags, load_training_samples, resolve_resume, write_model_card
@@ -59,11 +62,34 @@ def grpo_trainer_class():
 
     class MedR1GRPOTrainer(GRPOTrainer):
         merge_lora_for_generation = True
+        prefill_prompts_once = True
 
         def _generate_single_turn(self, *args, **kwargs):
-            if not (self.merge_lora_for_generation and can_merge_for_generation(self)):
+            with contextlib.ExitStack() as stack:
+                if self.merge_lora_for_generation and can_merge_for_generation(self):
+                    stack.enter_context(lora_merged_for_generation(self.model))
+                if self.prefill_prompts_once and not self.use_vllm:
+                    stack.enter_context(rollouts_prefilled_once(self.model))
+                return self._generate_falling_back(*args, **kwargs)
+
+        def _generate_falling_back(self, *args, **kwargs):
+            """The static-cache (fast) path, or today's path if that fails: logged once, then kept."""
+            config = self.generation_config
+            if getattr(config, "cache_implementation", None) != "static":
                 return super()._generate_single_turn(*args, **kwargs)
-            with lora_merged_for_generation(self.model):
+            try:
+                return super()._generate_single_turn(*args, **kwargs)
+            except Exception as exc:
+                if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+                    raise
+                logger.warning(
+                    "Fast rollouts (static cache) failed, sampling the ordinary way from now on: %s: %s",
+                    type(exc).__name__,
+                    (str(exc).splitlines() or [""])[0][:300],
+                )
+                config.cache_implementation = None
+                config.disable_compile = True
+                self.generation_kwargs.pop("cache_implementation", None)
                 return super()._generate_single_turn(*args, **kwargs)
 
     return MedR1GRPOTrainer
@@ -85,6 +111,10 @@ def train(
             f"({', '.join(script_args.reward_funcs)})."
         )
     training_args.use_vllm = use_vllm(script_args.vllm)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    fast = not training_args.use_vllm and use_fast_path(script_args.fast_generation, device)
+    if fast and training_args.cache_implementation is None:
+        training_args.cache_implementation = "static"
     # Reward functions need every column (answer, options, prompt_style, prompt_name...).
     training_args.remove_unused_columns = False
 
@@ -116,6 +146,10 @@ def train(
         callbacks=[metrics, StopOnSignalCallback(), *(callbacks or [])],
     )
     trainer.merge_lora_for_generation = script_args.merge_lora_for_generation
+    trainer.prefill_prompts_once = script_args.prefill_prompts_once
+    if trainer.generation_config.cache_implementation == "static":
+        # TRL turns compilation off for its rollouts; the static cache is there so the decode step compiles.
+        trainer.generation_config.disable_compile = False
     if script_args.encode_each_image_once:
         encode_each_image_once(trainer.model)
     metrics.trainer = trainer

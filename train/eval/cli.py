@@ -27,9 +27,11 @@ import dataclasses
 import json
 import logging
 import sys
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from train.config import DataArguments
 from train.data import (
@@ -54,6 +56,8 @@ from train.eval.results import (
     finished_results,
     read_results,
 )
+from train.eval.throughput import DEFAULT_BATCH_SIZE, largest_batch_size, probe_key, time_estimate
+from train.generation import use_fast_path
 from train.model_io import trained_prompt
 from train.protocol import DEFAULT_PROMPT
 
@@ -93,7 +97,20 @@ class EvalArguments:
     on_missing_images: str = field(
         default="error", metadata={"help": "error (stop and list them) or skip (evaluate the others)."}
     )
-    batch_size: int = field(default=8, metadata={"help": "Questions per generate call."})
+    batch_size: str = field(
+        default="8",
+        metadata={
+            "help": "Questions per generate call, or 'auto': the largest batch that fits on this GPU (probed "
+            "once per model and device, then remembered; 8 on the CPU)."
+        },
+    )
+    fast_generation: str = field(
+        default="off",
+        metadata={
+            "help": "Static KV cache whose decode step transformers compiles: auto (on CUDA), on, off. Same "
+            "answers; falls back once if compiling fails. Off by default until measured on a GPU here."
+        },
+    )
     max_new_tokens: int | None = field(default=None, metadata={"help": "Default: 512 (think), 32 (no_think)."})
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy (default)."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling (with temperature > 0)."})
@@ -119,6 +136,10 @@ class EvalArguments:
         for key, allowed in choices.items():
             if getattr(self, key) not in allowed:
                 raise ValueError(f"--{key} must be one of {', '.join(allowed)}, not {getattr(self, key)!r}.")
+        self.batch_size = str(self.batch_size)
+        if self.batch_size != "auto" and not (self.batch_size.isdigit() and int(self.batch_size) >= 1):
+            raise ValueError(f"--batch_size must be a positive number or 'auto', not {self.batch_size!r}.")
+        use_fast_path(self.fast_generation, "cpu")
 
 
 def make_parser(prog: str = "medr1-eval"):
@@ -289,7 +310,8 @@ def _settings(args: EvalArguments, data: DataArguments, style: str, prompt: str)
         temperature=args.temperature,
         top_p=args.top_p,
         seed=args.seed,
-        batch_size=args.batch_size,
+        batch_size=DEFAULT_BATCH_SIZE if args.batch_size == "auto" else int(args.batch_size),
+        fast_generation=args.fast_generation,
         max_pixels=data.max_pixels,
         min_pixels=data.min_pixels,
         image_size=data.image_size,
@@ -314,6 +336,47 @@ def _progress_bar(name: str, enabled: bool) -> tuple[Callable[[int, int], None],
             bar.close()
 
     return update, close
+
+
+def _time_estimate_after_first_batch(
+    name: str, update: Callable[[int, int], None], quiet_below_s: float = 120.0
+) -> Callable[[int, int], None]:
+    """``update``, plus one line after the first batch: how long the rest will take (when over 2 minutes)."""
+    state: dict[str, float] = {}
+
+    def progress(done: int, total: int) -> None:
+        update(done, total)
+        now = time.perf_counter()
+        if "start" not in state:
+            state.update(start=now, initial=done)
+            return
+        if "told" in state or done <= state["initial"]:
+            return
+        state["told"] = 1.0
+        seconds, questions = now - state["start"], done - state["initial"]
+        if seconds / questions * (total - done) >= quiet_below_s:
+            print(time_estimate(total, done, int(questions), seconds, name), flush=True)
+
+    return progress
+
+
+def auto_batch_size(model: Any, processor: Any, samples: Sequence[Sample], settings: Any, device: str, adapter=None):
+    """``--batch_size auto``: probe worst-case batches of the longest questions (see ``train.eval.throughput``)."""
+    from train.eval.generate import HFGenerator, chat_text, plan_batches
+
+    probe_settings = dataclasses.replace(settings, batch_size=len(samples))
+    longest = plan_batches(list(samples), processor, probe_settings)[0]
+    bounds = settings.bounds(processor)
+    generator = HFGenerator(model, processor, settings)
+
+    def try_batch(size: int) -> None:
+        chosen = (longest * (size // len(longest) + 1))[:size]
+        texts = [chat_text(processor, s, settings.prompt_style, settings.prompt) for s in chosen]
+        images = [s.picture(bounds) for s in chosen]
+        generator.generate(texts, images, min_new_tokens=settings.max_new_tokens)
+
+    key = probe_key(model, device, settings, adapter)
+    return largest_batch_size(try_batch, key, device, limit=len(samples))
 
 
 def execute_run(
@@ -363,10 +426,13 @@ def execute_run(
         generator = VLLMGenerator(spec.model, processor, settings, adapter=spec.adapter, dtype=args.dtype or "auto")
     else:
         model = load_for_inference(spec.model, adapter=spec.adapter, dtype=args.dtype, device=device)
+        if args.batch_size == "auto":
+            settings.batch_size = auto_batch_size(model, processor, samples, settings, device, spec.adapter)
     update, close = _progress_bar(spec.name, not args.no_progress)
+    announce = _time_estimate_after_first_batch(spec.name, update)
     try:
         return evaluate(
-            model, processor, samples, settings, results_path=results_path, progress=update, generator=generator
+            model, processor, samples, settings, results_path=results_path, progress=announce, generator=generator
         )
     finally:
         close()

@@ -37,7 +37,7 @@ from PIL import Image
 
 from train.data import Sample
 from train.eval.results import QuestionResult
-from train.generation import default_max_new_tokens, sampling_kwargs
+from train.generation import default_max_new_tokens, generate, sampling_kwargs, use_fast_path
 from train.imaging import ImagingError, PixelBounds, model_input_size
 from train.imaging.files import picture_size
 from train.model_io import pixel_bounds
@@ -62,6 +62,8 @@ class EvalSettings:
     top_p: float = 1.0
     seed: int = 0
     batch_size: int = 8
+    fast_generation: str = "off"
+    """``train.generation.FAST_MODES``: a static KV cache whose decode step transformers compiles (CUDA)."""
     max_pixels: int | None = None
     """Image area bounds (None: the processor's own, capped at Med-R1's bound, as in the app)."""
     min_pixels: int | None = None
@@ -75,6 +77,7 @@ class EvalSettings:
         self.prompt = get_prompt(self.prompt).name
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1.")
+        use_fast_path(self.fast_generation, "cpu")  # an unknown mode fails here
         if self.temperature < 0:
             raise ValueError("temperature cannot be negative (0 means greedy decoding).")
         if self.max_new_tokens is None:
@@ -151,14 +154,16 @@ class HFGenerator:
             )
         self.pad_token_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
 
-    def generate(self, texts: Sequence[str], images: Sequence[Image.Image]) -> list[str]:
+    def generate(self, texts: Sequence[str], images: Sequence[Image.Image], **overrides: Any) -> list[str]:
+        """``overrides`` go to ``generate`` as well (``min_new_tokens`` for a worst-case batch-size probe)."""
         settings = self.settings
         inputs = self.processor(text=list(texts), images=list(images), padding=True, return_tensors="pt")
         inputs = inputs.to(self.model.device)
         kwargs: dict[str, Any] = {"max_new_tokens": settings.max_new_tokens, "pad_token_id": self.pad_token_id}
         kwargs.update(sampling_kwargs(settings.temperature, settings.top_p))
+        kwargs.update(overrides)
         with torch.inference_mode():
-            output = self.model.generate(**inputs, **kwargs)
+            output = generate(self.model, inputs, fast=settings.fast_generation, **kwargs)
         new_tokens = output[:, inputs["input_ids"].shape[1] :]
         return self.processor.batch_decode(new_tokens, skip_special_tokens=True)
 
