@@ -47,9 +47,10 @@ STATIC_CACHE_STEP = 256
 """A static cache is sized to the call's length rounded up to this, so calls of similar length share one cache
 (and one compiled graph): transformers keeps the largest size seen and recompiles only when a call needs more."""
 
-SHARED_PROMPT_MODELS = ("qwen2_vl", "qwen2_5_vl")
-"""Model types whose prompt cache is computed once for all samples of a question. Tested on Qwen2-VL: its
-M-RoPE offsets are stored at the prefill and reused when generation continues from a cache."""
+SHARED_PROMPT_MODELS = ("qwen2_vl",)
+"""Model types whose prompt cache is computed once for all samples of a question: those tested here (its
+M-RoPE offsets are stored at the prefill and reused when generation continues from a cache). Others take
+the ordinary path."""
 
 _fast_failed: dict[str, str] = {}
 
@@ -72,8 +73,10 @@ def _model_key(model: Any) -> str:
     return f"{type(model).__name__}@{getattr(model, 'device', 'cpu')}"
 
 
-def _is_out_of_memory(exc: BaseException) -> bool:
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+def is_out_of_memory(exc: BaseException) -> bool:
+    """A CUDA out-of-memory error, however the layer that noticed it words it (cuBLAS: ``ALLOC_FAILED``)."""
+    text = str(exc)
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text.lower() or "CUBLAS_STATUS_ALLOC" in text
 
 
 def generate(
@@ -109,7 +112,7 @@ def generate(
         try:
             return model.generate(**inputs, streamer=streamer, **static, **kwargs)
         except Exception as exc:
-            if _is_out_of_memory(exc):
+            if is_out_of_memory(exc):
                 raise
             reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:300]
             _fast_failed[_model_key(model)] = reason

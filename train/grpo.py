@@ -26,7 +26,7 @@ import torch
 from train.callbacks import MetricsFileCallback, StopOnSignalCallback, read_metrics
 from train.config import GRPOScriptArguments, MedR1ModelConfig, grpo_config_classes
 from train.data import to_hf_dataset
-from train.generation import rollouts_prefilled_once, use_fast_path
+from train.generation import is_out_of_memory, rollouts_prefilled_once, use_fast_path
 from train.merged_generation import can_merge_for_generation, lora_merged_for_generation
 from train.model_io import load_model, load_processor, lora_config
 from train.prepare import device_flags, load_training_samples, resolve_resume, write_model_card
@@ -80,7 +80,7 @@ def grpo_trainer_class():
             try:
                 return super()._generate_single_turn(*args, **kwargs)
             except Exception as exc:
-                if isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower():
+                if is_out_of_memory(exc):
                     raise
                 logger.warning(
                     "Fast rollouts (static cache) failed, sampling the ordinary way from now on: %s: %s",

@@ -21,6 +21,8 @@ from typing import Any
 
 import torch
 
+from train.generation import is_out_of_memory
+
 logger = logging.getLogger(__name__)
 
 DEFAULT_BATCH_SIZE = 8
@@ -31,12 +33,6 @@ def cache_file() -> Path:
     """Where found batch sizes are kept (``MEDR1_CACHE`` or ``~/.cache/medr1``)."""
     root = Path(os.environ.get("MEDR1_CACHE") or Path.home() / ".cache" / "medr1")
     return root / "batch_sizes.json"
-
-
-def is_out_of_memory(exc: BaseException) -> bool:
-    """A CUDA out-of-memory error, however the layer that noticed it words it."""
-    text = str(exc)
-    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in text.lower() or "CUBLAS_STATUS_ALLOC" in text
 
 
 def largest_batch_size(
