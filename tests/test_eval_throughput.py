@@ -98,3 +98,26 @@ def test_batch_size_auto_runs_medr1_eval_on_the_cpu(tmp_path, tiny_model_dir, sy
     assert run["batch_size"] == 8 and run["fast_generation"] == "off"
     with pytest.raises((SystemExit, ValueError)):
         main(["--model", "m", "--dataset_path", "d", "--output_dir", str(out), "--batch_size", "lots"])
+
+
+def test_a_batch_that_stops_fitting_is_asked_in_halves(caplog):
+    from train.eval.throughput import split_on_out_of_memory
+
+    asked = []
+
+    def generate_batch(texts, images):
+        asked.append(len(texts))
+        if len(texts) > 3:
+            raise torch.OutOfMemoryError("CUDA out of memory")
+        return [f"answer to {t}" for t in texts]
+
+    texts = [f"q{i}" for i in range(10)]
+    assert split_on_out_of_memory(generate_batch, texts, [None] * 10) == [f"answer to q{i}" for i in range(10)]
+    assert asked == [10, 5, 2, 3, 5, 2, 3]
+    assert "ran out of GPU memory" in caplog.text
+
+    def never_fits(texts, images):
+        raise torch.OutOfMemoryError("CUDA out of memory")
+
+    with pytest.raises(torch.OutOfMemoryError):
+        split_on_out_of_memory(never_fits, ["q"], [None])

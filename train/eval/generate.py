@@ -37,6 +37,7 @@ from PIL import Image
 
 from train.data import Sample
 from train.eval.results import QuestionResult
+from train.eval.throughput import split_on_out_of_memory
 from train.generation import default_max_new_tokens, generate, sampling_kwargs, use_fast_path
 from train.imaging import ImagingError, PixelBounds, model_input_size
 from train.imaging.files import picture_size
@@ -322,7 +323,7 @@ def run_batches(
                 torch.manual_seed(_batch_seed(settings.seed, ready))
             start = time.perf_counter()
             with seed_context:
-                outputs = generator.generate(texts, images)
+                outputs = split_on_out_of_memory(generator.generate, texts, images)
             per_question = (time.perf_counter() - start) / len(ready)
             batch_results += [
                 score(s, out, settings.prompt_style, per_question, len(ready), prompt=settings.prompt)

@@ -131,3 +131,23 @@ def time_estimate(total: int, done: int, first_questions: int, first_seconds: fl
         f"{prefix}{left:,} questions ≈ {span} on this device at most ({rate:.2f} questions/s in the first batch, "
         "which holds the longest prompts)."
     )
+
+
+def split_on_out_of_memory(generate_batch: Callable[[list, list], list], texts: list, images: list) -> list:
+    """``generate_batch(texts, images)``, halving the batch (and halving again) when it runs out of GPU memory.
+
+    A batch that fitted at the start of a long run can stop fitting later (a longer answer, a fragmented
+    allocator); losing the run to it would cost hours. One question that alone does not fit still fails.
+    Greedy answers do not depend on the batch they were asked in (tests/test_evaluate_pipeline.py).
+    """
+    try:
+        return generate_batch(texts, images)
+    except Exception as exc:
+        if len(texts) < 2 or not is_out_of_memory(exc):
+            raise
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+    half = len(texts) // 2
+    logger.warning("A batch of %d questions ran out of GPU memory; asking it in two halves.", len(texts))
+    first = split_on_out_of_memory(generate_batch, texts[:half], images[:half])
+    return first + split_on_out_of_memory(generate_batch, texts[half:], images[half:])
