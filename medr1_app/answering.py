@@ -41,6 +41,8 @@ class SampledAnswer:
     seconds: float = 0.0
     free_text: bool = False
     """A question without options: the answer is the block's text (any letter the parser reads is ignored)."""
+    token_ids: tuple[int, ...] = ()
+    """The generated token ids (empty where the stream did not give them): evidence reads the answer in them."""
 
     @property
     def choice(self) -> str | None:
@@ -139,6 +141,8 @@ def answer(
     for streamed in stream_fn(loaded, image, prompt, settings, stop):
         now = time.perf_counter() - start
         ended = streamed.ended
+        for sample, ids in zip(samples, streamed.ids, strict=False):
+            sample.token_ids = ids
         for sample, text, done in zip(samples, streamed.texts, ended, strict=True):
             if sample.finished:
                 continue

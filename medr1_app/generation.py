@@ -148,10 +148,15 @@ class TokenStreamer(BaseStreamer):
 
 @dataclass(frozen=True)
 class Streamed:
-    """Every sample's text so far; ``ended[i]``: sample ``i`` has finished (end of text or the token limit)."""
+    """Every sample's text so far; ``ended[i]``: sample ``i`` has finished (end of text or the token limit).
+
+    ``ids`` (the last yield only): each sample's generated token ids, which evidence reads the answer
+    position in; empty where the stream does not know them (a scripted test stream).
+    """
 
     texts: tuple[str, ...]
     ended: tuple[bool, ...]
+    ids: tuple[tuple[int, ...], ...] = ()
 
 
 StreamFn = Callable[..., Iterator[Streamed]]
@@ -279,7 +284,7 @@ def stream_samples(
         raise failure[0]
     # Without a Stop, generate ended because every sample did (its end token, or the token limit).
     ended = tuple(row.ended or not stop.is_set() for row in rows)
-    yield Streamed(tuple(row.exact() for row in rows), ended)
+    yield Streamed(tuple(row.exact() for row in rows), ended, tuple(tuple(row.ids + row.pending) for row in rows))
 
 
 def stream_text(

@@ -196,6 +196,8 @@ def test_samples_stream_together_and_are_what_batched_generate_samples(loaded):
         )
     bare = loaded.processor.batch_decode(out[:, inputs["input_ids"].shape[1] :], skip_special_tokens=True)
     assert list(final.texts) == bare
+    decoded = [loaded.processor.tokenizer.decode(list(ids), skip_special_tokens=True) for ids in final.ids]
+    assert decoded == bare, "the token ids evidence reads are the ones shown"
 
 
 def test_the_fast_path_streams_the_same_greedy_text(loaded):
