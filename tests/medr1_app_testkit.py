@@ -123,3 +123,11 @@ VIEWER_INFO, SAMPLE_PICKER, CONVERSATION, FOLLOWUP = range(9, 13)
 OPEN_VIEWER, OPEN_STATUS, OPEN_METADATA, OPEN_WINDOW, OPEN_CENTER, OPEN_WIDTH, OPEN_FRAME, OPEN_UPLOAD = range(8)
 OPEN_VIEWER_INFO, OPEN_ANSWER, OPEN_RATIONALE, OPEN_SAMPLES, OPEN_SAMPLE_PICKER = range(8, 13)
 OPEN_DOWNLOADS, OPEN_ASK_STATUS, OPEN_CONVERSATION, OPEN_RESULT = range(13, 17)
+
+
+def registry_with_demo(demo_files, runs_dir=None):
+    """The app's default model list, its demo start model being the test session's CI-sized one
+    (``demo_files`` fixture): the app's own would be built in the user's cache, at full size."""
+    from medr1_app.models import ModelRegistry, builtin_models, demo_spec
+
+    return ModelRegistry([*builtin_models(), demo_spec(demo_files)], runs_dir=runs_dir)
