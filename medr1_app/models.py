@@ -431,8 +431,8 @@ def resolve_source(spec: ModelSpec) -> str:
     A hub subfolder is fetched with ``snapshot_download(allow_patterns=FOLDER/*)`` so only that
     checkpoint is downloaded; offline (``HF_HUB_OFFLINE=1``) only the local cache is consulted.
     """
-    if spec.kind == "demo" and not spec.adapter:
-        ensure_demo(spec.demo_files or DemoFiles(Path(spec.source).parent))
+    if spec.demo_files is not None:  # the registry's demo start model, built on first use
+        ensure_demo(spec.demo_files)
     if spec.subfolder is None or Path(spec.source).is_dir():
         local = Path(spec.source) / spec.subfolder if spec.subfolder else Path(spec.source)
         return str(local) if local.exists() else spec.source

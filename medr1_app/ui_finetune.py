@@ -278,7 +278,9 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
         plot_each = gr.LinePlot(x="step", y="value", color="series", title="Each reward (mean)")
     with gr.Row():
         plot_kl = gr.LinePlot(x="step", y="value", color="series", title="KL to the start model")
-        plot_length = gr.LinePlot(x="step", y="value", color="series", title="Answer length (tokens)")
+        plot_length = gr.LinePlot(
+            x="step", y="value", color="series", title="Answer length (tokens)", elem_id="medr1-plot-length"
+        )
     samples = gr.Markdown(samples_markdown([]))
     with gr.Row():
         load = gr.Button("Load this adapter in the Ask tab", interactive=False)
@@ -318,7 +320,10 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
                 "_Building the demo model and its questions (once; about a minute on a CPU)…_",
                 gr.update(interactive=False),
             )
-        files = ensure_demo(demo)
+        try:
+            files = ensure_demo(demo)
+        except ModelLoadError as exc:
+            raise gr.Error(str(exc)) from exc
         folder = runs.new_run_dir("finetune-demo")
         link_tree(files.train, folder / "data")
         link_tree(files.heldout, folder / "heldout")
@@ -383,9 +388,11 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
             raise gr.Error(message)
         spec = ctx.registry.get(model_key)
         heldout = Path(folder) / "heldout"
+        chosen = recipe_for(spec)
         recipe = {
-            # Everything the model's recipe sets (prompt style, temperature, schedule...), then the widgets.
-            **read_recipe(recipe_for(spec)),
+            # Everything the model's recipe sets (the demo's: temperature, schedule...), then the widgets.
+            **{key: grpo_recipe(chosen)[key] for key in ("logging_steps", "report_to", "prompt_style", "min_pixels")},
+            **read_recipe(chosen),
             "model_name_or_path": base, "dataset_path": [str(Path(folder) / "data")], "output_dir": str(folder),
             "reward_funcs": list(reward_names), "reward_weights": parse_weights(weight_text, len(reward_names)),
             "reward_modules": reward_modules(reward_names), "num_generations": generations,
@@ -477,7 +484,10 @@ def training_source(ctx: AppContext, key: str) -> tuple[str, str | None]:
     """
     spec = ctx.registry.get(key)
     if spec.demo_files is not None:
-        return str(ensure_demo(spec.demo_files).model), None
+        try:
+            return str(ensure_demo(spec.demo_files).model), None
+        except ModelLoadError as exc:
+            raise gr.Error(str(exc)) from exc
     if spec.adapter:
         return spec.source, spec.adapter
     if spec.subfolder:

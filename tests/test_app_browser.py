@@ -289,7 +289,7 @@ def test_an_adapter_trained_in_the_tab_is_in_the_evaluate_menu_without_a_reload(
     try:
         page.goto(url)
         page.get_by_role("tab", name="Fine-tune").click()
-        page.get_by_text("Use the demo dataset").click()
+        page.locator("#medr1-finetune-demo").click()
         page.wait_for_selector("text=64 questions ready", timeout=60_000)
         page.get_by_text("Settings (the demo's CPU settings").click()  # the demo data selected the demo model
         for label, value in (("Training steps", "2"), ("Max answer length (tokens)", "32")):

@@ -51,6 +51,32 @@ def start_kwargs(ctx, steps: int, rewards=("format", "accuracy", "letter_a")) ->
     }  # fmt: skip
 
 
+def test_the_summary_gives_the_rise_of_the_mean_reward_and_the_heldout_accuracy():
+    from medr1_app.ui_finetune import reward_thirds, summary_html
+
+    steps = [{"step": i + 1, "reward": r} for i, r in enumerate([1.0, 1.2, 1.1, 1.3, 1.5, 1.7])]
+    assert reward_thirds(steps[:2]) is None, "no third to average yet"
+    assert reward_thirds(steps) == pytest.approx((1.1, 1.6, 2))
+    before = {"event": "heldout", "stage": "before", "step": 0, "questions": 48, "accuracy": 0.25}
+    running = summary_html([before, *steps], done=False)
+    assert 'data-first="1.100"' in running and 'data-last="1.600"' in running and 'data-rise="0.500"' in running
+    assert "1.10 over the first third" in running and "1.60 over the last third (+0.50" in running
+    assert "48 questions never trained on" in running and "25.0 % before → …" in running
+    after = {**before, "stage": "after", "step": 6, "accuracy": 0.729}
+    finished = summary_html([before, *steps, after], done=True)
+    assert "25.0 % before → 72.9 % after" in finished and 'data-after="0.7290"' in finished
+    assert summary_html([], done=True) == "", "nothing to say before the first step"
+
+
+def test_the_demo_model_gets_the_demo_recipe_and_every_other_model_med_r1s(demo_files):
+    from medr1_app.models import builtin_models, demo_spec
+    from medr1_app.ui_finetune import DEMO_RECIPE, SETTINGS_LABELS, TAB_RECIPE, recipe_for
+
+    assert recipe_for(demo_spec(demo_files)) == DEMO_RECIPE
+    assert {recipe_for(spec) for spec in builtin_models()} == {TAB_RECIPE}
+    assert "Med-R1" in SETTINGS_LABELS[TAB_RECIPE] and "demo" in SETTINGS_LABELS[DEMO_RECIPE]
+
+
 def test_rewards_registered_in_train_appear_in_the_tab(app):
     from medr1_app.ui_finetune import reward_choices, reward_modules
 
