@@ -320,8 +320,8 @@ def test_the_demo_run_shows_the_reward_rising_then_answers_in_ask(browser, tiny_
 
     *Use the demo dataset* selects the demo model, whose settings replace Med-R1's in the widgets; *Start
     training* draws the curves; the summary above them says how far the mean reward rose and gives the
-    held-out accuracy before and after; *Load* puts the adapter in the Ask tab, whose banner says what it is
-    and which answers a gallery question of the demo task. CI-sized: the session's demo model (an 8-step
+    held-out accuracy before and after; *Load* puts the adapter in the Ask tab, whose banner says what it is,
+    and the adapter answers a gallery question of the demo task. CI-sized: the session's demo model (an 8-step
     warm-up, so the reward has room to rise from the format alone) and 48 steps at learning rate 6e-3
     (measured on seeds 0-2: mean reward +0.18 to +0.20 from the first third to the last). The full demo's
     figures (the rise from reading the pictures, 5 minutes) are in docs/benchmarks.md.
