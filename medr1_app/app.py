@@ -27,7 +27,7 @@ from . import render
 from .context import AppContext, TabSpec
 from .generation import StreamFn, stream_samples
 from .gpu import on_spaces
-from .models import ModelManager, ModelRegistry, builtin_models, spec_from_argument
+from .models import ModelManager, ModelRegistry, builtin_models, demo_files, demo_spec, spec_from_argument
 from .ui_ask import ENTER_APPLIES, AskTab, build_ask_tab
 
 logger = logging.getLogger(__name__)
@@ -93,7 +93,8 @@ def build_context(
 ) -> AppContext:
     """Registry (built-ins, the ``--model`` choice, the runs directory), loader and shared state."""
     if registry is None:
-        registry = ModelRegistry(builtin_models(), runs_dir=config.runs_dir)
+        # The built-ins, and the Fine-tune demo's start model, built the first time it is picked.
+        registry = ModelRegistry([*builtin_models(), demo_spec(demo_files(config.cache_dir))], runs_dir=config.runs_dir)
     chosen = spec_from_argument(config.model, cache_dir=config.cache_dir)
     registry.add(chosen)
     manager = manager or ModelManager(registry, device=config.device, dtype=config.dtype, fast=config.fast_generation)

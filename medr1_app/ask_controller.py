@@ -101,7 +101,7 @@ class AskController:
             return ""
         loaded = self.ctx.manager.loaded
         tiny = spec.tiny or bool(loaded and loaded.spec.key == spec.key and loaded.tiny)
-        return render.banner_html(tiny, spec.note if not tiny else "")
+        return render.banner_html(tiny, spec.note if not tiny else "", demo=spec.demo)
 
     def model_status(self, key: str | None) -> str:
         key = key or self.ctx.default_model

@@ -2,6 +2,7 @@
 
     medr1-app                       # Qwen2-VL-2B-Instruct, loaded on the first question
     medr1-app --model tiny          # built-in tiny random model: offline checks, meaningless answers
+    medr1-app --model tiny-demo     # the Fine-tune demo's start model (0.5 M parameters, synthetic task)
     medr1-app --model PATH          # a local checkpoint, or a `medr1-train grpo` output (LoRA adapter)
     medr1-app --model yuxianglai117/Med-R1:VQA_CT
 
@@ -27,7 +28,7 @@ def make_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--model",
         default=os.environ.get("MEDR1_MODEL", "qwen2-vl-2b"),
-        help=f"tiny, a local folder (checkpoint or LoRA adapter), owner/repo[:folder], or one of: {keys}",
+        help=f"tiny, tiny-demo, a local folder (checkpoint or LoRA adapter), owner/repo[:folder], or one of: {keys}",
     )
     parser.add_argument("--host", default="127.0.0.1", help="interface to listen on (default: loopback only)")
     parser.add_argument("--port", type=int, default=int(os.environ.get("GRADIO_SERVER_PORT", 7860)))
@@ -79,7 +80,9 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     spec = ctx.registry.get(ctx.default_model)
     print(f"medr1-app: model {spec.label}")
-    if spec.tiny:
+    if spec.demo:
+        print("medr1-app: DEMO MODEL (0.5 M parameters, synthetic task only): meaningless on real images.")
+    elif spec.tiny:
         print("medr1-app: TINY RANDOM MODEL: its answers are meaningless (offline checks only).")
     print("medr1-app: research use only; not for clinical decisions.")
     demo.launch(**launch_kwargs(config, server_name=args.host, server_port=args.port))

@@ -84,6 +84,7 @@ class ModelMenus:
         self.menus: list[gr.Dropdown] = []
         self.primary: gr.Dropdown | None = None
         self._triggers: list[tuple[Any, Any]] = []
+        self._on_select: list[tuple[Callable[..., Any], list[Any], list[Any]]] = []
 
     def menu(self, primary: bool = False, **kwargs: Any) -> gr.Dropdown:
         """A ``gr.Dropdown`` of the registry's models, registered for refreshes.
@@ -103,6 +104,15 @@ class ModelMenus:
         """Refresh every picker after ``dependency`` (an event's return value); ``select``: a component
         whose value, a model key, the primary picker then selects."""
         self._triggers.append((dependency, select))
+
+    def on_select(self, fn: Callable[..., Any], inputs: list[Any], outputs: list[Any]) -> None:
+        """Run ``fn`` after an event selected a model in the primary picker (``refresh_after(..., select=)``).
+
+        The primary picker's own handlers listen to ``.input`` (a user's choice), which a selection made by
+        another tab does not fire; without this the Ask tab would keep the previous model's banner and
+        prompt after *Load this adapter in the Ask tab*.
+        """
+        self._on_select.append((fn, inputs, outputs))
 
     def updates(self, values: Sequence[str | None], select: str | None = None) -> list[Any]:
         """One dropdown update per picker: the current choices, each keeping its value if it still exists."""
@@ -134,7 +144,9 @@ class ModelMenus:
             if select is None:
                 dependency.then(refresh, menus, menus, api_visibility="private")
             else:
-                dependency.then(refresh_selecting, [select, *menus], menus, api_visibility="private")
+                selected = dependency.then(refresh_selecting, [select, *menus], menus, api_visibility="private")
+                for fn, inputs, outputs in self._on_select:
+                    selected = selected.then(fn, inputs, outputs, api_visibility="private")
 
 
 @dataclass(frozen=True)

@@ -29,8 +29,13 @@ def assets_dir() -> Path:
     return ASSETS
 
 
-def demo_dataset_dir() -> Path:
-    """The demo dataset (medr1 JSONL and its PNGs): the synthetic task, see ``assets/README.md``."""
+def demo_gallery_dir() -> Path:
+    """Four held-out questions of the Fine-tune demo's task (medr1 JSONL and PNGs), shown in the gallery.
+
+    The demo's training and held-out questions are written from their seeds on first use
+    (``train.demo_model``); these four are the first held-out ones, so the demo model, after a run in the
+    Fine-tune tab, can be asked about pictures it never trained on. See ``assets/README.md``.
+    """
     return assets_dir() / "demo"
 
 

@@ -22,19 +22,23 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import json
 import logging
 import os
 import shutil
+import subprocess
+import sys
 import tempfile
 import threading
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from train.demo_model import DEMO_VERSION, DemoFiles, is_demo_model
 from train.generation import use_fast_path
 from train.imaging import PixelBounds
 from train.model_io import (
@@ -54,6 +58,7 @@ logger = logging.getLogger(__name__)
 MEDR1_REPO = "yuxianglai117/Med-R1"
 MEDR1_CARD = f"https://huggingface.co/{MEDR1_REPO}"
 TINY_KEY = "tiny"
+DEMO_KEY = "tiny-demo"
 _UNVERIFIED = (
     "Folder name seen in third-party scripts, not in the model card: unverified. If it fails to load, "
     f"download the repository (`hf download {MEDR1_REPO}`) and pass the folder with --model PATH."
@@ -75,13 +80,18 @@ class ModelSpec:
     key: str
     label: str
     source: str
-    kind: str  # "base", "medr1", "local", "adapter", "tiny"
+    kind: str  # "base", "medr1", "local", "adapter", "tiny", "demo"
     subfolder: str | None = None
     adapter: str | None = None
     prompt_style: str = "think"
     note: str = ""
     tiny: bool = False
     prompt: str = DEFAULT_PROMPT
+    demo: bool = False
+    """The Fine-tune demo's start model (``train.demo_model``) or an adapter trained from it: tiny, and its
+    answers mean something about the synthetic task's pictures only."""
+    demo_files: DemoFiles | None = field(default=None, compare=False)
+    """For the demo start model: where it is built on first use, with which settings."""
 
     @property
     def choice(self) -> tuple[str, str]:
@@ -175,6 +185,77 @@ def ensure_tiny_model(cache_dir: str | Path | None = None, arch: str = "qwen2_vl
     return target
 
 
+_demo_lock = threading.Lock()
+
+
+def demo_files(cache_dir: str | Path | None = None) -> DemoFiles:
+    """Where the demo start model and its questions live (built or not): ``CACHE/medr1-demo-vN``."""
+    return DemoFiles((Path(cache_dir) if cache_dir else default_cache_dir()) / f"medr1-demo-v{DEMO_VERSION}")
+
+
+def ensure_demo(files: DemoFiles | None = None) -> DemoFiles:
+    """The demo's start model and questions, built on first use (about a minute on 2 CPU cores, offline).
+
+    Built into a temporary folder and renamed, like the tiny model, so a crash mid-build never leaves a
+    half model; one build at a time in this process (the Ask and Fine-tune tabs may both ask for it).
+    """
+    files = files or demo_files()
+    if files.complete():
+        return files
+    with _demo_lock:
+        if files.complete():
+            return files
+        files.root.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".building-demo-", dir=files.root.parent))
+        try:
+            logger.info("Building the demo model (once; about a minute on a CPU) in %s", files.root)
+            build_demo_in_child(staging / "demo", files)
+            if files.root.exists():  # an incomplete or outdated build
+                shutil.rmtree(files.root)
+            try:
+                (staging / "demo").rename(files.root)
+            except OSError:  # another process finished first
+                if not files.complete():
+                    raise
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return files
+
+
+def build_demo_in_child(folder: Path, files: DemoFiles) -> None:
+    """``medr1-train demo FOLDER`` in a child process: the warm-up's threads and memory never touch the app's."""
+    from .training_runs import child_env
+
+    command = [sys.executable, "-m", "train.demo_model", str(folder), "--settings", json.dumps(asdict(files.settings))]
+    done = subprocess.run(command, env=child_env(), capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        last = next((line for line in reversed(done.stderr.splitlines()) if line.strip()), "no output")
+        raise ModelLoadError(f"Building the demo model failed (exit code {done.returncode}): {last}")
+
+
+DEMO_LABEL = "Demo model: 0.5 M parameters, synthetic task only (not a medical model)"
+DEMO_NOTE = (
+    "medr1's Fine-tune demo start model: a random 0.5 M-parameter Qwen2-VL taught only the answer layout "
+    "(train.demo_model). It answers the synthetic task's questions at chance until GRPO trains it; about "
+    "any real image its answers are meaningless."
+)
+
+
+def demo_spec(files: DemoFiles) -> ModelSpec:
+    """The demo start model as a picker choice; its folder may not exist yet (:func:`ensure_demo` builds it)."""
+    return ModelSpec(
+        DEMO_KEY,
+        DEMO_LABEL,
+        str(files.model),
+        "demo",
+        prompt_style="no_think",
+        note=DEMO_NOTE,
+        tiny=True,
+        demo=True,
+        demo_files=files,
+    )
+
+
 def tiny_spec(path: str | Path) -> ModelSpec:
     return ModelSpec(
         TINY_KEY,
@@ -199,13 +280,15 @@ def spec_for_path(path: str | Path, key: str | None = None) -> ModelSpec:
     prompt, style = trained_prompt(path)
     prompt, style = prompt or DEFAULT_PROMPT, style or "think"
     tiny = is_tiny_random(path) or bool(card.get("tiny_random_base"))
+    demo = is_demo_model(path)
     if (path / "adapter_config.json").is_file():
         base = adapter_base(path) or card.get("base_model")
         if not base:
             raise ModelLoadError(f"{path.name}: adapter_config.json names no base model.")
         return ModelSpec(
             key or f"adapter:{path}",
-            f"Fine-tuned adapter {path.name} (on {Path(base).name})" + (" [tiny random base]" if tiny else ""),
+            f"Fine-tuned adapter {path.name} (on {Path(base).name})"
+            + (" [demo model, synthetic task]" if demo else " [tiny random base]" if tiny else ""),
             str(base),
             "adapter",
             adapter=str(path),
@@ -213,6 +296,7 @@ def spec_for_path(path: str | Path, key: str | None = None) -> ModelSpec:
             note=f"LoRA adapter at {path}, base model {base}.",
             tiny=tiny,
             prompt=prompt,
+            demo=demo,
         )
     if not (path / "config.json").is_file():
         raise ModelLoadError(
@@ -220,13 +304,15 @@ def spec_for_path(path: str | Path, key: str | None = None) -> ModelSpec:
         )
     return ModelSpec(
         key or f"local:{path}",
-        f"Local checkpoint {path.name}" + (" [tiny random]" if tiny else ""),
+        f"Local checkpoint {path.name}"
+        + (" [demo model, synthetic task]" if demo else " [tiny random]" if tiny else ""),
         str(path),
-        "tiny" if tiny else "local",
+        "demo" if demo else "tiny" if tiny else "local",
         prompt_style=style,
         note=f"Loaded from {path}.",
         tiny=tiny,
         prompt=prompt,
+        demo=demo,
     )
 
 
@@ -235,6 +321,8 @@ def spec_from_argument(value: str, cache_dir: str | Path | None = None) -> Model
     value = value.strip()
     if value == TINY_KEY:
         return tiny_spec(ensure_tiny_model(cache_dir))
+    if value == DEMO_KEY:
+        return demo_spec(ensure_demo(demo_files(cache_dir)))
     for spec in builtin_models():
         if value in (spec.key, spec.source) and spec.subfolder is None:
             return spec
@@ -346,6 +434,8 @@ def resolve_source(spec: ModelSpec) -> str:
     A hub subfolder is fetched with ``snapshot_download(allow_patterns=FOLDER/*)`` so only that
     checkpoint is downloaded; offline (``HF_HUB_OFFLINE=1``) only the local cache is consulted.
     """
+    if spec.demo_files is not None:  # the registry's demo start model, built on first use
+        ensure_demo(spec.demo_files)
     if spec.subfolder is None or Path(spec.source).is_dir():
         local = Path(spec.source) / spec.subfolder if spec.subfolder else Path(spec.source)
         return str(local) if local.exists() else spec.source

@@ -26,6 +26,11 @@ TINY_BANNER = (
     "Tiny random model loaded: it exists to test the app offline. Its answers are meaningless "
     "(random weights, about 0.2 M parameters)."
 )
+DEMO_BANNER = (
+    'Demo model: 0.5 M parameters, trained only on medr1\'s synthetic task (textures as "modalities", a bright '
+    'disc as the "lesion"). Its answers mean something only about those pictures: about any real image they '
+    "are meaningless. Not a medical model."
+)
 
 
 def esc(text: Any) -> str:
@@ -41,11 +46,12 @@ def disclaimer_html(short: bool = False) -> str:
     return f'<div class="medr1-disclaimer" role="note"><strong>⚠ {esc(text)}</strong></div>'
 
 
-def banner_html(tiny: bool, note: str = "") -> str:
-    """The banner above the Ask tab: loud for the tiny model, a short note for unverified models."""
+def banner_html(tiny: bool, note: str = "", demo: bool = False) -> str:
+    """The banner above the Ask tab: loud for the tiny and the demo model, a short note for unverified models."""
     parts = []
     if tiny:
-        parts.append(f'<div class="medr1-banner medr1-banner-tiny" role="alert">{esc(TINY_BANNER)}</div>')
+        text = DEMO_BANNER if demo else TINY_BANNER
+        parts.append(f'<div class="medr1-banner medr1-banner-tiny" role="alert">{esc(text)}</div>')
     if note:
         parts.append(f'<div class="medr1-banner">{esc(note)}</div>')
     return "".join(parts)

@@ -31,6 +31,22 @@ LOG_NAME = "train.log"
 RECIPE_NAME = "recipe.yaml"
 
 
+def child_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment of a child process that trains or builds a model: this one's, plus ``extra``.
+
+    Without a GPU, one torch thread (``OMP_NUM_THREADS=1``) unless the environment already sets it. The
+    models that train on a CPU (tiny, demo) multiply small matrices, where a second thread gains little
+    and, on a machine doing other work, loses a lot: a demo GRPO step took 0.91 s with one thread and
+    8.5 s with two on a 2-core machine under other load (docs/benchmarks.md, "The Fine-tune demo").
+    """
+    import torch
+
+    env = {**os.environ, **(extra or {}), "PYTHONUNBUFFERED": "1"}
+    if not torch.cuda.is_available():
+        env.setdefault("OMP_NUM_THREADS", "1")
+    return env
+
+
 def grpo_command(recipe: Path, resume: bool = False) -> list[str]:
     """The exact command line a run executes: the kit's own CLI on the run's recipe."""
     command = [sys.executable, "-m", "train.cli", "grpo", "--config", str(recipe)]
@@ -82,7 +98,7 @@ class TrainingRun:
         self.stop_requested = False
         write_recipe(self.recipe_path, self.recipe)
         log = self.log_path.open("a", encoding="utf-8")
-        env = {**os.environ, **(self.env or {}), "PYTHONUNBUFFERED": "1"}
+        env = child_env(self.env)
         # A session of its own: a signal meant for the run never reaches the app, and vice versa.
         self.process = subprocess.Popen(
             grpo_command(self.recipe_path, resume=resume),
@@ -233,8 +249,15 @@ def check_hardware(model: str, cuda_available: bool | None = None) -> tuple[bool
     """Whether this machine can run LoRA-GRPO on ``model``, and what the run will need (a rough guide)."""
     import torch
 
+    from train.demo_model import is_demo_model
     from train.tiny_model import is_tiny_random
 
+    if Path(model).is_dir() and is_demo_model(model):
+        return (
+            True,
+            "Demo model (0.5 M parameters, synthetic task only): trains on this CPU. With the demo's settings the "
+            "reward rises within minutes; the result answers the synthetic task's questions, nothing else.",
+        )
     if Path(model).is_dir() and is_tiny_random(model):
         return (
             True,

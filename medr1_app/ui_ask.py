@@ -287,6 +287,11 @@ def _wire(ctx: AppContext, tab: AskTab, controller: AskController, refresh: gr.B
         [*model_parts, tab.viewer, tab.viewer_info, tab.upload_status, tab.prompt, tab.style, *answer_parts],
         api_visibility="private", **light,
     )  # fmt: skip
+    # A model selected by another tab (Fine-tune's Load) gets the same banner, status and prompt as a user's pick.
+    ctx.menus.on_select(
+        controller.on_model, view_inputs,
+        [*model_parts, tab.viewer, tab.viewer_info, tab.upload_status, tab.prompt, tab.style, *answer_parts],
+    )  # fmt: skip
     ctx.menus.refresh_after(refresh.click(None, None, None, api_visibility="private", queue=False))
     if adding is not None:
         add_path, add_button = adding

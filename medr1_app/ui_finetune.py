@@ -2,11 +2,19 @@
 
 The tab validates the data with ``train.data`` (what training will read), offers every reward
 registered in ``train.rewards`` (so a reward added there appears here), takes its widgets' defaults
-from the CLI's dataclasses and ``train/recipes/finetune_tab.yaml`` (``train.config.grpo_recipe``), and
-launches ``medr1-train grpo --config RUN/recipe.yaml`` in a child process through
+from the CLI's dataclasses and a recipe (``train.config.grpo_recipe``): ``train/recipes/finetune_tab.yaml``
+(Med-R1's settings) for real models, ``train/recipes/demo_cpu.yaml`` (the learning proof's settings,
+which learn on a CPU) for the demo start model (``train.demo_model``), switching when the model does.
+It launches ``medr1-train grpo --config RUN/recipe.yaml`` in a child process through
 :mod:`medr1_app.training_runs`. The start event keeps streaming the run's ``metrics.jsonl`` while it
 trains, registered on the GPU concurrency id, so answers in the Ask tab queue behind the run instead
 of competing with it for GPU memory.
+
+The demo (*Use the demo dataset*): the learning proof's synthetic task, its training questions in
+``RUN/data`` and 48 held-out ones in ``RUN/heldout`` (``--heldout_path``: scored with the kit's
+evaluation before the first step and after the last, see ``train/heldout.py``), and the demo start
+model selected, so *Start training* shows the reward rising within minutes on a CPU and the held-out
+accuracy before and after the run.
 """
 
 from __future__ import annotations
@@ -23,22 +31,32 @@ import gradio as gr
 import pandas as pd
 
 from train import rewards as reward_registry
-from train.config import RECIPES, grpo_recipe
+from train.config import RECIPES, grpo_recipe, read_recipe
+from train.demo_model import DemoFiles
 from train.model_io import ModelLoadError
 
 from .context import AppContext, TabSpec
 from .dataset_upload import UploadError, receive_upload, validate_dataset
-from .examples import demo_dataset_dir
+from .models import DEMO_KEY, ModelSpec, demo_files, ensure_demo
 from .render import esc
 from .training_runs import RunManager, RunStatus, check_hardware
 
 POLL_SECONDS = 1.5
 TAB_RECIPE = RECIPES / "finetune_tab.yaml"
+DEMO_RECIPE = RECIPES / "demo_cpu.yaml"
+SETTINGS_LABELS = {
+    TAB_RECIPE: "Settings (Med-R1 defaults)",
+    DEMO_RECIPE: "Settings (the demo's CPU settings, from the learning proof)",
+}
 HELP = (
     "Train a LoRA adapter with GRPO, Med-R1's recipe: for each question the model samples several answers, "
     "and answers that keep the `<think>…</think><answer>…</answer>` format and pick the right option are "
     "reinforced. Upload questions in medr1 JSONL, OmniMedVQA or Med-R1 format (a ZIP with the images), or "
-    "start with the demo dataset. Research use only."
+    "start with the demo dataset. Research use only.\n\n"
+    "**New here?** *Use the demo dataset*: it selects the demo model (0.5 M parameters, trained only on "
+    "medr1's synthetic task of textures and discs) with settings that learn on a CPU. *Start training* and "
+    "watch the reward rise over about five minutes as GRPO teaches it to read the pictures; the accuracy "
+    "on 48 questions it never trains on is shown before and after."
 )
 
 
@@ -115,6 +133,70 @@ def samples_markdown(metrics: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+def recipe_for(spec: ModelSpec | None) -> Path:
+    """The recipe a model's widgets start from: the demo's CPU settings for the demo model, else Med-R1's."""
+    return DEMO_RECIPE if spec is not None and spec.demo else TAB_RECIPE
+
+
+def reward_thirds(metrics: list[dict[str, Any]]) -> tuple[float, float, int] | None:
+    """(mean reward over the first third of the logged steps, over the last third, steps per third).
+
+    What "the reward rose" means on this screen, and what the tests and the demo's measurement check:
+    a curve of sampled answers is noisy step to step, a mean over a third of the run is not.
+    """
+    rewards = [r["reward"] for r in metrics if r.get("reward") is not None and r.get("step")]
+    third = len(rewards) // 3
+    if third < 1:
+        return None
+    return sum(rewards[:third]) / third, sum(rewards[-third:]) / third, third
+
+
+def heldout_results(metrics: list[dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The run's held-out scores by stage ("before", "after"), from its ``metrics.jsonl`` events."""
+    return {r["stage"]: r for r in metrics if r.get("event") == "heldout" and r.get("stage")}
+
+
+def summary_html(metrics: list[dict[str, Any]], done: bool) -> str:
+    """The two numbers that say whether the run learned: the reward's rise and the held-out accuracy."""
+    parts, data = [], {}
+    thirds = reward_thirds(metrics)
+    if thirds is not None:
+        first, last, third = thirds
+        data |= {"first": f"{first:.3f}", "last": f"{last:.3f}", "rise": f"{last - first:.3f}"}
+        parts.append(
+            f"<p><b>Mean reward</b> (the sum of the rewards): {first:.2f} over the first third of the steps "
+            f"→ {last:.2f} over the last third ({last - first:+.2f}; {third} logged steps each)</p>"
+        )
+    heldout = heldout_results(metrics)
+    if heldout:
+        before, after = heldout.get("before"), heldout.get("after")
+        n = (before or after)["questions"]
+        data |= {k: f"{v['accuracy']:.4f}" for k, v in heldout.items() if k in ("before", "after")}
+        after_text = f"{100 * after['accuracy']:.1f} % after" if after else ("…" if not done else "not measured")
+        before_text = f"{100 * before['accuracy']:.1f} % before" if before else "not measured before"
+        parts.append(
+            f"<p><b>Held-out accuracy</b> ({n} questions never trained on, greedy answers scored by the kit's "
+            f"evaluation): {before_text} → {after_text}</p>"
+        )
+    if not parts:
+        return ""
+    attributes = "".join(f' data-{k}="{esc(v)}"' for k, v in data.items())
+    return f'<div class="medr1-run-summary" data-testid="run-summary"{attributes}>{"".join(parts)}</div>'
+
+
+def link_tree(src: Path, dst: Path) -> Path:
+    """Copy a folder by hard links where the file system allows (the demo's 600 pictures: 44 MB), else by copies."""
+
+    def link(source: str, target: str) -> None:
+        try:
+            os.link(source, target)
+        except OSError:
+            shutil.copy2(source, target)
+
+    shutil.copytree(src, dst, copy_function=link)
+    return dst
+
+
 def adapter_archive(adapter_dir: str) -> str:
     """``<run>/<run>.zip``: the adapter, processor, model card and metrics (no checkpoints, no training data)."""
     folder = Path(adapter_dir)
@@ -129,21 +211,27 @@ def adapter_archive(adapter_dir: str) -> str:
 def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
     """Lay out the tab and wire its events; returns the components by name (for tests)."""
     gr.Markdown(HELP)
-    defaults = grpo_recipe(TAB_RECIPE)
+    first_recipe = recipe_for(_spec(ctx, ctx.default_model))
+    defaults = grpo_recipe(first_recipe)
+    demo = _demo_files(ctx)
     run_dir = gr.State(None)
     with gr.Row():
         with gr.Column(scale=1):
             upload = gr.File(label="Dataset: .jsonl, .json or .zip with images", file_types=[".jsonl", ".json", ".zip"])
-            demo_button = gr.Button("Use the demo dataset (synthetic, 48 questions)")
-            report = gr.Markdown("_No data yet._")
+            demo_button = gr.Button(
+                f"Use the demo dataset (synthetic task: {demo.settings.train_questions} questions, "
+                f"{demo.settings.heldout_questions} held out)",
+                elem_id="medr1-finetune-demo",
+            )
+            report = gr.Markdown("_No data yet._", elem_id="medr1-finetune-report")
         with gr.Column(scale=1):
-            model = ctx.menus.menu(label="Start from (a base model or an adapter)")
+            model = ctx.menus.menu(label="Start from (a base model or an adapter)", elem_id="medr1-finetune-model")
             hardware = gr.Markdown(check_hardware_text(ctx, ctx.default_model))
             rewards = gr.CheckboxGroup(
                 reward_choices(), value=defaults["reward_funcs"], label="Rewards (from train.rewards)"
             )
             weights = gr.Textbox(label="Reward weights (comma separated; empty = equal)", value="")
-            with gr.Accordion("Settings (Med-R1 defaults)", open=False):
+            with gr.Accordion(SETTINGS_LABELS[first_recipe], open=False) as settings_box:
                 num_generations = gr.Slider(
                     2,
                     16,
@@ -162,7 +250,7 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
                 lora_targets = gr.Textbox("", label="LoRA target modules (empty: the language model's projections)")
                 beta = gr.Number(defaults["beta"], label="KL penalty beta")
                 max_completion = gr.Slider(
-                    32, 1024, value=defaults["max_completion_length"], step=32, label="Max answer length (tokens)"
+                    8, 1024, value=defaults["max_completion_length"], step=8, label="Max answer length (tokens)"
                 )
                 max_steps = gr.Number(defaults["max_steps"], precision=0, label="Training steps")
                 max_pixels = gr.Number(defaults["max_pixels"], precision=0, label="Max image pixels")
@@ -170,17 +258,29 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
                     defaults["save_steps"], precision=0, label="Save a checkpoint every N steps (for Resume)"
                 )
                 seed = gr.Number(defaults["seed"], precision=0, label="Seed")
+    # The widgets that show a recipe key: they follow the model's recipe when the model changes.
+    recipe_widgets = {
+        "reward_funcs": rewards, "num_generations": num_generations, "per_device_train_batch_size": batch_size,
+        "learning_rate": learning_rate, "lora_r": lora_r, "lora_alpha": lora_alpha, "beta": beta,
+        "max_completion_length": max_completion, "max_steps": max_steps, "max_pixels": max_pixels,
+        "save_steps": save_every, "seed": seed,
+    }  # fmt: skip
     with gr.Row():
-        start = gr.Button("Start training", variant="primary", interactive=False)
+        start = gr.Button("Start training", variant="primary", interactive=False, elem_id="medr1-finetune-start")
         stop = gr.Button("Stop (keeps the adapter so far)", variant="stop")
         resume = gr.Button("Resume from last checkpoint")
     progress = gr.HTML(progress_html(RunStatus("idle", "Not started.")))
+    summary = gr.HTML("", elem_id="medr1-run-summary")
     with gr.Row():
-        plot_reward = gr.LinePlot(x="step", y="value", color="series", title="Total reward")
+        plot_reward = gr.LinePlot(
+            x="step", y="value", color="series", title="Total reward", elem_id="medr1-plot-reward"
+        )
         plot_each = gr.LinePlot(x="step", y="value", color="series", title="Each reward (mean)")
     with gr.Row():
         plot_kl = gr.LinePlot(x="step", y="value", color="series", title="KL to the start model")
-        plot_length = gr.LinePlot(x="step", y="value", color="series", title="Answer length (tokens)")
+        plot_length = gr.LinePlot(
+            x="step", y="value", color="series", title="Answer length (tokens)", elem_id="medr1-plot-length"
+        )
     samples = gr.Markdown(samples_markdown([]))
     with gr.Row():
         load = gr.Button("Load this adapter in the Ask tab", interactive=False)
@@ -190,29 +290,66 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
         push = gr.Button("Push adapter to the Hub")
     result = gr.Markdown("")
 
-    def prepare(file: str | None, demo: bool = False):
+    def checked_folder(folder: Path) -> tuple[str, str, Any]:
+        checked = validate_dataset(folder / "data")
+        text = checked.markdown()
+        if (folder / "heldout").is_dir():
+            text += (
+                f"\n\n{demo.settings.heldout_questions} more questions, on pictures the run never trains on, are "
+                "scored before the first step and after the last (held-out accuracy)."
+            )
+        return str(folder), text, gr.update(interactive=checked.usable)
+
+    def prepare_upload(file: str | None):
+        if not file:
+            return None, "_No data yet._", gr.update(interactive=False)
         folder = runs.new_run_dir("finetune")
         try:
-            if demo:
-                shutil.copytree(demo_dataset_dir(), folder / "data")
-            elif file:
-                receive_upload(file, folder)
-            else:
-                return None, "_No data yet._", gr.update(interactive=False)
-            checked = validate_dataset(folder / "data")
+            receive_upload(file, folder)
+            return checked_folder(folder)
         except UploadError as exc:
             shutil.rmtree(folder, ignore_errors=True)
             return None, f"**Upload refused:** {esc(str(exc))}", gr.update(interactive=False)
         finally:
-            if file and not demo:
-                ctx.uploads.release(file)  # copied into the run folder: the cached upload goes
-        return str(folder), checked.markdown(), gr.update(interactive=checked.usable)
+            ctx.uploads.release(file)  # copied into the run folder: the cached upload goes
 
-    upload.upload(lambda f: prepare(f), upload, [run_dir, report, start], api_name="finetune_upload")
-    demo_button.click(lambda: prepare(None, demo=True), None, [run_dir, report, start], api_name="finetune_demo")
-    model.change(lambda key: check_hardware_text(ctx, key), model, hardware, api_visibility="private")
+    def prepare_demo():
+        if not demo.complete():
+            yield (
+                None,
+                "_Building the demo model and its questions (once; about a minute on a CPU)…_",
+                gr.update(interactive=False),
+            )
+        try:
+            files = ensure_demo(demo)
+        except ModelLoadError as exc:
+            raise gr.Error(str(exc)) from exc
+        folder = runs.new_run_dir("finetune-demo")
+        link_tree(files.train, folder / "data")
+        link_tree(files.heldout, folder / "heldout")
+        yield checked_folder(folder)
 
-    outputs = [progress, plot_reward, plot_each, plot_kl, plot_length, samples, load, download, result]
+    def select_demo_model(current: str | None):
+        """The demo data selects the demo model (which switches the settings to the demo's)."""
+        return gr.update(value=DEMO_KEY) if _spec(ctx, DEMO_KEY) is not None else gr.update(value=current)
+
+    upload.upload(prepare_upload, upload, [run_dir, report, start], api_name="finetune_upload")
+    demo_button.click(prepare_demo, None, [run_dir, report, start], api_name="finetune_demo").then(
+        select_demo_model, model, model, api_visibility="private"
+    )
+
+    def settings_for(key: str | None) -> dict:
+        """The chosen model's recipe in the widgets, and what this machine can do with the model."""
+        chosen = recipe_for(_spec(ctx, key))
+        values = grpo_recipe(chosen)
+        updates: dict[Any, Any] = {widget: values[name] for name, widget in recipe_widgets.items()}
+        updates[settings_box] = gr.update(label=SETTINGS_LABELS[chosen])
+        updates[hardware] = check_hardware_text(ctx, key)
+        return updates
+
+    model.change(settings_for, model, [hardware, settings_box, *recipe_widgets.values()], api_visibility="private")
+
+    outputs = [progress, plot_reward, plot_each, plot_kl, plot_length, samples, load, download, result, summary]
 
     def follow(run) -> Iterator[tuple]:
         while True:
@@ -228,6 +365,7 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
                 gr.update(value=adapter_archive(finished_adapter) if finished_adapter else None,
                           interactive=bool(finished_adapter)),
                 _result_text(status) if done else "",
+                summary_html(status.metrics, done),
             )  # fmt: skip
             if done:
                 return
@@ -249,8 +387,12 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
         if not allowed:
             raise gr.Error(message)
         spec = ctx.registry.get(model_key)
+        heldout = Path(folder) / "heldout"
+        chosen = recipe_for(spec)
         recipe = {
-            **{key: defaults[key] for key in ("logging_steps", "report_to", "prompt_style", "min_pixels")},
+            # Everything the model's recipe sets (the demo's: temperature, schedule...), then the widgets.
+            **{key: grpo_recipe(chosen)[key] for key in ("logging_steps", "report_to", "prompt_style", "min_pixels")},
+            **read_recipe(chosen),
             "model_name_or_path": base, "dataset_path": [str(Path(folder) / "data")], "output_dir": str(folder),
             "reward_funcs": list(reward_names), "reward_weights": parse_weights(weight_text, len(reward_names)),
             "reward_modules": reward_modules(reward_names), "num_generations": generations,
@@ -259,6 +401,7 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
             "max_completion_length": int(completion_len), "max_steps": int(steps), "max_pixels": int(pixels),
             "save_steps": max(1, int(save_steps)), "seed": int(run_seed), "init_adapter": init_adapter,
             "gradient_checkpointing": not spec.tiny,
+            "heldout_path": [str(heldout)] if heldout.is_dir() else [],
         }  # fmt: skip
         try:
             run = runs.start(recipe)
@@ -321,9 +464,30 @@ def build_finetune_tab(ctx: AppContext, runs: RunManager) -> dict[str, Any]:
     return {"run_dir": run_dir, "start": start, "stop": stop, "resume": resume, "model": model, "rewards": rewards}
 
 
+def _spec(ctx: AppContext, key: str | None) -> ModelSpec | None:
+    try:
+        return ctx.registry.get(key) if key else None
+    except ModelLoadError:
+        return None
+
+
+def _demo_files(ctx: AppContext) -> DemoFiles:
+    """Where this app's demo start model lives (its registry entry's folder, else the default cache)."""
+    spec = _spec(ctx, DEMO_KEY)
+    return spec.demo_files if spec is not None and spec.demo_files is not None else demo_files()
+
+
 def training_source(ctx: AppContext, key: str) -> tuple[str, str | None]:
-    """(base model to load, adapter to continue training or None) for a model-picker choice."""
+    """(base model to load, adapter to continue training or None) for a model-picker choice.
+
+    The demo start model is built here on first use, so a run can start from it at once.
+    """
     spec = ctx.registry.get(key)
+    if spec.demo_files is not None:
+        try:
+            return str(ensure_demo(spec.demo_files).model), None
+        except ModelLoadError as exc:
+            raise gr.Error(str(exc)) from exc
     if spec.adapter:
         return spec.source, spec.adapter
     if spec.subfolder:
@@ -337,6 +501,12 @@ def training_source(ctx: AppContext, key: str) -> tuple[str, str | None]:
 def check_hardware_text(ctx: AppContext, key: str | None) -> str:
     if not key:
         return ""
+    spec = _spec(ctx, key)
+    if spec is not None and spec.demo_files is not None and not spec.demo_files.complete():
+        return (
+            "✅ Demo model (0.5 M parameters, synthetic task only): trains on this CPU. It is built the first "
+            "time it is used (about a minute, offline) and kept in the cache."
+        )
     try:
         base, _ = training_source(ctx, key)
     except (gr.Error, ModelLoadError, ValueError, OSError) as exc:  # shown to the user, never raised into the UI

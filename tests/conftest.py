@@ -31,3 +31,21 @@ def synthetic_jsonl(tmp_path_factory):
     from train.synthetic import make_synthetic_dataset
 
     return make_synthetic_dataset(tmp_path_factory.mktemp("synthetic"), num_samples=24, seed=0, size=56)
+
+
+@pytest.fixture(scope="session")
+def demo_files(tmp_path_factory):
+    """The Fine-tune demo (``train.demo_model``) in a CI size, built the way the app builds it (a child process).
+
+    64 training and 16 held-out questions at 112 px (the app's: 600 and 48 at 224 px) and a warm-up of 8
+    steps instead of 60, too short to teach the answer layout: like the learning proof's smoke preset, it
+    leaves the format reward room to rise within a CI-sized run, where learning to read the pictures takes
+    the full demo's hundreds of steps.
+    """
+    from medr1_app.models import demo_files as files_in
+    from medr1_app.models import ensure_demo
+    from train.demo_model import DemoSettings
+
+    settings = DemoSettings(train_questions=64, heldout_questions=16, warmup_steps=8, image_size=112)
+    files = files_in(tmp_path_factory.mktemp("demo-cache"))
+    return ensure_demo(type(files)(files.root, settings))

@@ -145,3 +145,11 @@ OPEN_VIEWER, OPEN_STATUS, OPEN_METADATA, OPEN_WINDOW, OPEN_CENTER, OPEN_WIDTH, O
 OPEN_VIEWER_INFO, OPEN_SERIES, OPEN_VIEW, OPEN_SLICES, OPEN_SLICES_NOTE = range(8, 13)
 OPEN_ANSWER, OPEN_RATIONALE, OPEN_SAMPLES, OPEN_SAMPLE_PICKER, OPEN_DOWNLOADS, OPEN_ASK_STATUS = range(13, 19)
 OPEN_CONVERSATION, OPEN_RESULT = range(19, 21)
+
+
+def registry_with_demo(demo_files, runs_dir=None):
+    """The app's default model list, its demo start model being the test session's CI-sized one
+    (``demo_files`` fixture): the app's own would be built in the user's cache, at full size."""
+    from medr1_app.models import ModelRegistry, builtin_models, demo_spec
+
+    return ModelRegistry([*builtin_models(), demo_spec(demo_files)], runs_dir=runs_dir)

@@ -50,7 +50,7 @@ class MetricsFileCallback(TrainerCallback):
             # read_metrics drops a half-written last line left by a killed run.
             kept = [r for r in read_metrics(self.path) if r.get("step", 0) <= state.global_step]
             self.path.write_text("".join(json.dumps(r) + "\n" for r in kept))
-        self._write({"event": "train_begin", "step": state.global_step, "max_steps": state.max_steps})
+        self.write_event({"event": "train_begin", "step": state.global_step, "max_steps": state.max_steps})
 
     def on_log(self, args, state, control, logs=None, **kwargs):
         if not state.is_world_process_zero or not logs:
@@ -60,11 +60,11 @@ class MetricsFileCallback(TrainerCallback):
         samples = self._samples()
         if samples:
             record["samples"] = samples
-        self._write(record)
+        self.write_event(record)
 
     def on_train_end(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
-            self._write({"event": "train_end", "step": state.global_step, "max_steps": state.max_steps})
+            self.write_event({"event": "train_end", "step": state.global_step, "max_steps": state.max_steps})
 
     def _samples(self) -> list[dict[str, Any]]:
         logs = getattr(self.trainer, "_logs", None)
@@ -79,7 +79,8 @@ class MetricsFileCallback(TrainerCallback):
             for i, c in enumerate(completions)
         ]
 
-    def _write(self, record: dict[str, Any]) -> None:
+    def write_event(self, record: dict[str, Any]) -> None:
+        """Append ``record`` as one line, with ``time``: seconds since the callback was made."""
         record["time"] = round(time.time() - self._start, 3)
         with self.path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")

@@ -11,6 +11,7 @@ COMMANDS = {
     "sft": ("train.sft", "supervised fine-tuning baseline on the answers, LoRA by default"),
     "tiny-model": ("train.tiny_model", "build a tiny random Qwen2-VL offline (for tests and demos)"),
     "synthetic-data": ("train.synthetic", "write the synthetic visual multiple-choice task"),
+    "demo": ("train.demo_model", "build the Fine-tune demo: start model and questions (offline, about a minute)"),
 }
 
 

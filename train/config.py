@@ -122,6 +122,13 @@ class GRPOScriptArguments(TrainingDataArguments):
         default=None,
         metadata={"help": "Continue training this LoRA adapter (a previous run's output) instead of a new one."},
     )
+    heldout_path: list[str] = field(
+        default_factory=list,
+        metadata={
+            "help": "Questions never trained on, scored with the kit's evaluation before the first step and "
+            "after the last (OUTPUT_DIR/heldout.json and metrics.jsonl; see train/heldout.py)."
+        },
+    )
     vllm: str = field(
         default="auto", metadata={"help": "Generate with vLLM: 'auto' (when installed and on GPU), 'on' or 'off'."}
     )
@@ -222,10 +229,15 @@ def grpo_recipe(path: str | Path | None = None) -> dict[str, Any]:
     """
     values = field_defaults(*grpo_config_classes())
     if path is not None:
-        loaded = yaml.safe_load(Path(path).read_text()) or {}
-        check_recipe_keys(loaded)
-        values.update(loaded)
+        values.update(read_recipe(path))
     return values
+
+
+def read_recipe(path: str | Path) -> dict[str, Any]:
+    """Only the keys a recipe YAML sets (checked against ``medr1-train grpo``'s options)."""
+    loaded = yaml.safe_load(Path(path).read_text()) or {}
+    check_recipe_keys(loaded)
+    return loaded
 
 
 def check_recipe_keys(values: dict[str, Any]) -> None:

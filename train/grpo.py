@@ -27,6 +27,7 @@ from train.callbacks import MetricsFileCallback, StopOnSignalCallback, read_metr
 from train.config import GRPOScriptArguments, MedR1ModelConfig, grpo_config_classes
 from train.data import to_hf_dataset
 from train.generation import is_out_of_memory, rollouts_prefilled_once, use_fast_path
+from train.heldout import HeldOutCallback
 from train.merged_generation import can_merge_for_generation, lora_merged_for_generation
 from train.model_io import load_model, load_processor, lora_config
 from train.prepare import device_flags, load_training_samples, resolve_resume, write_model_card
@@ -136,6 +137,7 @@ def train(
 
     output_dir = Path(training_args.output_dir)
     metrics = MetricsFileCallback(script_args.metrics_file or output_dir / "metrics.jsonl")
+    extra = [heldout_callback(script_args, training_args, output_dir, metrics)] if script_args.heldout_path else []
     trainer = grpo_trainer_class()(
         model=model,
         reward_funcs=reward_funcs,
@@ -143,7 +145,7 @@ def train(
         train_dataset=dataset,
         processing_class=processor,
         peft_config=peft_config,
-        callbacks=[metrics, StopOnSignalCallback(), *(callbacks or [])],
+        callbacks=[metrics, StopOnSignalCallback(), *extra, *(callbacks or [])],
     )
     trainer.merge_lora_for_generation = script_args.merge_lora_for_generation
     trainer.prefill_prompts_once = script_args.prefill_prompts_once
@@ -171,6 +173,33 @@ def train(
         logger.info("Saved to %s", output_dir)
     trainer.accelerator.wait_for_everyone()
     return output_dir
+
+
+def heldout_callback(script_args: GRPOScriptArguments, training_args, output_dir: Path, metrics) -> HeldOutCallback:
+    """``--heldout_path``: its questions read like the training data (same loader, image rules and prompt)."""
+    from train.data import dataset_files, load_many
+
+    files = [f for p in script_args.heldout_path for f in dataset_files(p)]
+    loaded = load_many(
+        files,
+        image_root=script_args.image_root,
+        fmt=script_args.dataset_format,
+        on_error=script_args.on_bad_record,
+        frame=script_args.frame,
+        window=script_args.window,
+    )
+    return HeldOutCallback(
+        [s for s in loaded.samples if s.options],  # accuracy is defined for multiple choice only
+        output_dir,
+        metrics,
+        prompt_style=script_args.prompt_style,
+        prompt=script_args.prompt or "medr1",
+        max_new_tokens=training_args.max_completion_length,
+        max_pixels=script_args.max_pixels,
+        min_pixels=script_args.min_pixels,
+        image_size=script_args.image_size,
+        batch_size=16,
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
