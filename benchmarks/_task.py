@@ -65,18 +65,25 @@ def make_splits(
     blank_images: bool = False,
     options: str = "shuffled",
     image_size: int = 112,
+    blob_position: str = "central",
 ) -> TaskSplits:
     """Write the train and held-out splits (PNG + medr1 JSONL) under ``out_dir`` and load them back.
 
     ``options="fixed"`` rewrites each question with its options in the generator's canonical order
     (see :func:`fix_option_order`); images, questions and gold answers are unchanged.
+    ``blob_position="uniform"`` is the grounding variant (blob anywhere, its box in each record).
     """
     if options not in OPTION_ORDERS:
         raise ValueError(f"options must be one of {OPTION_ORDERS}, not {options!r}.")
     paths = []
     for split, n, offset in (("train", n_train, TRAIN_SEED_OFFSET), ("test", n_test, TEST_SEED_OFFSET)):
         path = make_synthetic_dataset(
-            out_dir / split, n, seed=seed + offset, size=image_size, blank_images=blank_images
+            out_dir / split,
+            n,
+            seed=seed + offset,
+            size=image_size,
+            blank_images=blank_images,
+            blob_position=blob_position,
         )
         if options == "fixed":
             path = fix_option_order(path, path.with_name("data-fixed-options.jsonl"))

@@ -159,6 +159,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--seed", type=int, default=0, help="Seed of the model, the data and training.")
     parser.add_argument("--blank-images", action="store_true", help="Ablation: uniform grey images.")
     parser.add_argument("--smoke", action="store_true", help="About a minute: small data, few steps.")
+    parser.add_argument(
+        "--blob-position",
+        choices=("central", "uniform"),
+        default="central",
+        help="'uniform': the grounding variant (blob anywhere; benchmarks/evidence_proof.py scores maps on it).",
+    )
     parser.add_argument("--output-dir", type=Path, default=None, help="Default: runs/learning/seed<SEED>[-blank].")
     parser.add_argument("--answer", choices=ANSWER_STYLES, default="letter", help="Answer with the letter or the text.")
     parser.add_argument("--options", choices=OPTION_ORDERS, default="fixed", help="Option order (see above).")
@@ -200,7 +206,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         if getattr(args, key) is None:
             setattr(args, key, value)
     if args.output_dir is None:
-        name = f"seed{args.seed}" + ("-blank" if args.blank_images else "") + ("-smoke" if args.smoke else "")
+        name = f"seed{args.seed}" + ("-blank" if args.blank_images else "")
+        name += "-grounding" if args.blob_position == "uniform" else ""
+        name += "-smoke" if args.smoke else ""
         args.output_dir = Path("runs/learning") / name
     return args
 
@@ -335,7 +343,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         extra_corpus=tokenizer_corpus(args.prompt_style) if args.tokenizer == "task" else (),
     )
     splits = make_splits(
-        out / "data", args.seed, args.train_samples, args.test_samples, args.blank_images, args.options, args.image_size
+        out / "data",
+        args.seed,
+        args.train_samples,
+        args.test_samples,
+        args.blank_images,
+        args.options,
+        args.image_size,
+        args.blob_position,
     )
     print(f"[learning] data: {len(splits.train)} train / {len(splits.test)} held-out questions", flush=True)
     random_eval = evaluate_dir(base, None, splits.test, args)

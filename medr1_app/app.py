@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import logging
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -25,6 +25,7 @@ import gradio as gr
 
 from . import render
 from .context import AppContext, TabSpec
+from .evidence_panel import run_evidence
 from .generation import StreamFn, stream_samples
 from .gpu import on_spaces
 from .models import ModelManager, ModelRegistry, builtin_models, demo_files, demo_spec, spec_from_argument
@@ -90,6 +91,7 @@ def build_context(
     registry: ModelRegistry | None = None,
     manager: ModelManager | None = None,
     stream_fn: StreamFn | None = None,
+    evidence_fn: Callable[..., Iterator[Any]] | None = None,
 ) -> AppContext:
     """Registry (built-ins, the ``--model`` choice, the runs directory), loader and shared state."""
     if registry is None:
@@ -103,6 +105,7 @@ def build_context(
         manager=manager,
         default_model=chosen.key,
         stream_fn=stream_fn or stream_samples,
+        evidence_fn=evidence_fn or run_evidence,
         allow_add_models=config.allow_add_models,
         on_spaces=on_spaces(),
         upload_grace_seconds=config.upload_grace_seconds,
@@ -116,16 +119,18 @@ def build_app(
     registry: ModelRegistry | None = None,
     manager: ModelManager | None = None,
     stream_fn: StreamFn | None = None,
+    evidence_fn: Callable[..., Iterator[Any]] | None = None,
 ) -> gr.Blocks:
     """The app as a ``gr.Blocks`` (call ``.launch(**launch_kwargs(config))`` on it).
 
     ``stream_fn`` is a **test seam only**: tests pass a scripted function with the signature of
     :func:`medr1_app.generation.stream_samples` to get deterministic text; the app never sets it.
+    ``evidence_fn`` likewise replaces :func:`medr1_app.evidence_panel.run_evidence` (e.g. to hold a stage).
     The returned Blocks carries ``medr1_context`` (the :class:`AppContext`) and ``medr1_ask``
     (the Ask tab's components) for other tabs and for tests.
     """
     config = config or AppConfig()
-    ctx = build_context(config, registry=registry, manager=manager, stream_fn=stream_fn)
+    ctx = build_context(config, registry=registry, manager=manager, stream_fn=stream_fn, evidence_fn=evidence_fn)
     with gr.Blocks(title=config.title, delete_cache=DELETE_CACHE, analytics_enabled=False) as demo:
         gr.HTML(
             f'<div class="medr1-header"><h1>{render.esc(config.title)}</h1>{render.disclaimer_html(short=True)}</div>',

@@ -21,6 +21,10 @@ class AskTab:
     upload_status: gr.HTML
     viewer: gr.Image
     viewer_info: gr.Markdown
+    map_row: gr.Row
+    """Under the viewer: the attention map's switch and opacity (shown once an answer has a map)."""
+    show_map: gr.Checkbox
+    opacity: gr.Slider
     window: gr.Dropdown
     center: gr.Slider
     width: gr.Slider
@@ -47,6 +51,8 @@ class AskTab:
     followup_options: gr.Textbox
     followup_button: gr.Button
     samples_view: gr.HTML
+    evidence_view: gr.HTML
+    evidence_on: gr.Checkbox
     model_section: gr.Accordion
     model: gr.Dropdown
     model_status: gr.HTML

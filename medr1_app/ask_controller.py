@@ -11,20 +11,21 @@ from __future__ import annotations
 import logging
 import shutil
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import gradio as gr
 from PIL import Image
 
+from train.evidence import EvidenceError
 from train.imaging import ImagingError, PixelBounds, Study, list_series, model_picture, open_study
 from train.imaging.files import upload_kind
 from train.imaging.slices import MULTI_SLICE_NOTE, slice_pictures
 from train.model_io import ModelLoadError
 from train.protocol import DEFAULT_PROMPT, LETTERS, MAX_OPTIONS, MIN_OPTIONS, build_prompt
 
-from . import render
+from . import evidence_panel, render
 from .answering import AnswerProgress, answer
 from .context import AppContext
 from .conversation import Conversation, Turn
@@ -84,6 +85,8 @@ class AskController:
         self._failed: dict[str, str] = {}  # model key -> the short reason it could not be loaded
         # ZeroGPU attaches a GPU only inside this call; elsewhere gpu_task is a no-op.
         self._generate = gpu_task(duration=120)(self._generate_impl)
+        # The evidence takes a GPU slot of its own after the answer's is released (ZeroGPU).
+        self._evidence = gpu_task(duration=60)(self._evidence_impl)
 
     # -- model -------------------------------------------------------------------------------------
     def spec(self, key: str | None) -> ModelSpec | None:
@@ -167,6 +170,8 @@ class AskController:
             tab.conversation_view: [],
             tab.followup_group: gr.update(visible=False),
             tab.result: None,
+            tab.evidence_view: evidence_panel.EMPTY,
+            tab.map_row: gr.update(visible=False),
         }
 
     def _viewer(self, study: Study, picture: Image.Image) -> dict:
@@ -439,6 +444,13 @@ class AskController:
             return {}
         return {tab.rationale: render.sample_rationale(turn.progress, index)}
 
+    def on_map(self, conversation: Conversation | None, show: bool, opacity: float) -> dict:
+        """The map's switch or opacity moved: redraw the viewer from the kept evidence (no model call)."""
+        tab = self.tab
+        assert tab is not None
+        picture = evidence_panel.overlay(conversation, bool(show), float(opacity))
+        return {tab.viewer: picture} if picture is not None else {}
+
     # -- asking ------------------------------------------------------------------------------------
     def arm(self, request: gr.Request) -> None:
         self.ctx.stops.arm(_session(request))
@@ -451,12 +463,47 @@ class AskController:
         loaded = self.ctx.manager.get(key)
         yield from answer(loaded, picture, prompt, options, settings, stop, stream_fn=self.ctx.stream_fn)
 
+    def _evidence_impl(self, key, conversation, turn, should_stop):
+        loaded = self.ctx.manager.get(key)
+        yield from self.ctx.evidence_fn(loaded, conversation, turn, should_stop)
+
+    def _explain(
+        self, key: str, conversation: Conversation, turn: Turn, stop, show_map: bool, opacity: float
+    ) -> Generator[dict, None, str]:
+        """After the answer: the Evidence panel stage by stage and the map on the viewer; returns the
+        panel's final HTML."""
+        tab = self.tab
+        assert tab is not None
+        should_stop = (lambda: False) if stop is None else stop.is_set
+        evidence = None
+        try:
+            for evidence in self._evidence(key, conversation, turn, should_stop):
+                turn.evidence = evidence
+                next_step = "" if evidence.complete else "Asking again on a grey picture (image reliance)…"
+                update = {
+                    tab.evidence_view: evidence_panel.evidence_html(evidence, conversation, working=next_step),
+                    tab.map_row: gr.update(visible=bool(evidence.maps) and not conversation.slices),
+                }
+                if show_map and evidence.maps and not conversation.slices:
+                    update[tab.viewer] = evidence_panel.overlay(conversation, True, opacity)
+                yield update
+        except EvidenceError as exc:
+            return evidence_panel.evidence_html(None, conversation, error=str(exc))
+        except Exception as exc:  # the answer stands; the operator's log has the traceback
+            logger.exception("Evidence failed")
+            message = f"The evidence could not be computed ({type(exc).__name__}); the answer above stands."
+            return evidence_panel.evidence_html(None, conversation, error=message)
+        if evidence is None:
+            return evidence_panel.evidence_html(None, conversation, error="Evidence stopped.")
+        return evidence_panel.evidence_html(evidence, conversation, stopped=not evidence.complete)
+
     def ask(
         self,
         study: Study | None, model_key: str | None, preset: str, center: float, width: float, frame: int,
         question: str, option_count: int, a: str, b: str, c: str, d: str, e: str, f: str,
         temperature: float, top_p: float, max_new_tokens: int, style: str, seed: float, samples: int,
-        prompt_name: str | None, slices_to_ask: int | None, request: gr.Request,
+        prompt_name: str | None, slices_to_ask: int | None, evidence_on: bool = True, show_map: bool = True,
+        opacity: float = 0.6, request: gr.Request = None,
     ) -> Iterator[dict]:  # fmt: skip
         """The first question about the picture shown (or N evenly spaced slices): a new conversation."""
         try:
@@ -467,6 +514,7 @@ class AskController:
         yield from self._answer_turn(
             None, study, model_key, preset, center, width, frame, question, options,
             (temperature, top_p, max_new_tokens, style, seed, samples, prompt_name), request, slices_to_ask,
+            (evidence_on, show_map, opacity),
         )  # fmt: skip
 
     def follow_up(
@@ -474,7 +522,8 @@ class AskController:
         conversation: Conversation | None, study: Study | None, model_key: str | None, preset: str, center: float,
         width: float, frame: int, question: str, option_lines: str,
         temperature: float, top_p: float, max_new_tokens: int, style: str, seed: float, samples: int,
-        prompt_name: str | None, request: gr.Request,
+        prompt_name: str | None, evidence_on: bool = True, show_map: bool = True, opacity: float = 0.6,
+        request: gr.Request = None,
     ) -> Iterator[dict]:  # fmt: skip
         """A further question about the same picture, asked with the conversation before it."""
         if conversation is None or not conversation.turns:
@@ -487,7 +536,8 @@ class AskController:
             return
         yield from self._answer_turn(
             conversation, study, model_key, preset, center, width, frame, question, options,
-            (temperature, top_p, max_new_tokens, style, seed, samples, prompt_name), request,
+            (temperature, top_p, max_new_tokens, style, seed, samples, prompt_name), request, 1,
+            (evidence_on, show_map, opacity),
         )  # fmt: skip
 
     def _unfinished(self, conversation: Conversation | None) -> dict:
@@ -509,6 +559,7 @@ class AskController:
         self, conversation: Conversation | None, study: Study | None, model_key: str | None, preset: str,
         center: float, width: float, frame: int, question: str, options: list[str] | None,
         generation: tuple, request: gr.Request, slices_to_ask: int | None = 1,
+        evidence: tuple = (True, True, 0.6),
     ) -> Iterator[dict]:  # fmt: skip
         tab = self.tab
         assert tab is not None
@@ -522,6 +573,7 @@ class AskController:
                 yield self._ask_error("Upload an image (DICOM, PNG or JPEG) or pick an example first.")
                 return
             temperature, top_p, max_new_tokens, style, seed, samples, prompt_name = generation
+            evidence_on, show_map, opacity = bool(evidence[0]), bool(evidence[1]), float(evidence[2])
             settings = GenerationSettings(
                 float(temperature), float(top_p), int(max_new_tokens), style, int(seed or 0), int(samples),
                 prompt_name or self._prompt_of(key),
@@ -563,6 +615,8 @@ class AskController:
                 tab.samples_view: "",
                 tab.sample_picker: gr.update(choices=[], value=None, visible=False),
                 tab.downloads: None,
+                tab.evidence_view: evidence_panel.EMPTY,
+                tab.map_row: gr.update(visible=False),
                 tab.ask_status: render.status_html(working, "info"),
                 **self._model_updates(key),
                 tab.result: None,
@@ -590,29 +644,49 @@ class AskController:
                 return
             turn.progress = progress
             record = AskRecord(loaded.spec, conversation)
-            files = write_export(record)
-            export_dir = files[0].parent
             elapsed = time.perf_counter() - started
             done = "Stopped." if progress.stopped else f"Done in {elapsed:.1f} s."
             choices = render.sample_choices(progress, options)
-            yield {  # the viewer already shows the picture: sent again, it would be written to the cache again
-                tab.answer: render.answer_html(progress, options),
-                tab.rationale: render.rationale_text(progress),
-                tab.samples_view: render.samples_html(progress, options),
-                tab.sample_picker: gr.update(
-                    choices=choices, value=progress.current if choices else None, visible=bool(choices)
-                ),
-                tab.downloads: [str(p) for p in files],
-                tab.downloads_section: gr.update(label=f"Downloads ({len(files)} files: pictures, JSON, Markdown)"),
-                tab.ask_status: render.status_html(done, "info"),
-                **self._model_updates(key),
-                tab.result: record_dict(record),
-                tab.conversation: conversation,
-                tab.conversation_view: render.conversation_messages(conversation.turns),
-                tab.followup_group: gr.update(visible=True),
-                tab.followup: "",
-                tab.followup_options: "",
-            }
+
+            def finished(evidence_html: str) -> dict:
+                """The whole answered screen (API callers read the last update of each output)."""
+                nonlocal export_dir
+                if export_dir is not None:  # an earlier export of this answer, before its evidence
+                    shutil.rmtree(export_dir, ignore_errors=True)
+                files = write_export(record)
+                export_dir = files[0].parent
+                what = (
+                    "pictures, evidence map, JSON, Markdown"
+                    if turn.evidence is not None
+                    else "pictures, JSON, Markdown"
+                )
+                return {  # the viewer already shows the picture: sent again, it would be written to the cache again
+                    tab.answer: render.answer_html(progress, options),
+                    tab.rationale: render.rationale_text(progress),
+                    tab.samples_view: render.samples_html(progress, options),
+                    tab.sample_picker: gr.update(
+                        choices=choices, value=progress.current if choices else None, visible=bool(choices)
+                    ),
+                    tab.downloads: [str(p) for p in files],
+                    tab.downloads_section: gr.update(label=f"Downloads ({len(files)} files: {what})"),
+                    tab.ask_status: render.status_html(done, "info"),
+                    **self._model_updates(key),
+                    tab.result: record_dict(record),
+                    tab.conversation: conversation,
+                    tab.conversation_view: render.conversation_messages(conversation.turns),
+                    tab.followup_group: gr.update(visible=True),
+                    tab.followup: "",
+                    tab.followup_options: "",
+                    tab.evidence_view: evidence_html,
+                }
+
+            if not (evidence_on and options and not progress.stopped and not stop.is_set()):
+                yield finished(evidence_panel.EMPTY)
+                return
+            working = "Reading the evidence: attention map and option preference…"
+            yield finished(evidence_panel.evidence_html(None, conversation, working=working))
+            panel = yield from self._explain(key, conversation, turn, stop_arg, show_map, opacity)
+            yield finished(panel)
         except (ValueError, ModelLoadError) as exc:  # ImagingError is a ValueError
             yield {**self._ask_error(str(exc)), **self._unfinished(conversation)}
         except Exception as exc:  # e.g. out of GPU memory: say so in the panel, keep serving

@@ -10,12 +10,13 @@ together once all tabs exist, so no tab depends on the order they are built in.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import gradio as gr
 
+from .evidence_panel import run_evidence
 from .generation import StreamFn, stream_samples
 from .gpu import GPU_CONCURRENCY_ID
 from .models import ModelManager, ModelRegistry
@@ -164,12 +165,14 @@ class TabSpec:
 
 @dataclass
 class AppContext:
-    """Shared by all tabs. ``stream_fn`` is the generation function (a test seam, see ``build_app``)."""
+    """Shared by all tabs. ``stream_fn`` is the generation function and ``evidence_fn`` the evidence run
+    after an answer (test seams, see ``build_app``)."""
 
     registry: ModelRegistry
     manager: ModelManager
     default_model: str
     stream_fn: StreamFn = stream_samples
+    evidence_fn: Callable[..., Iterator[Any]] = run_evidence
     allow_add_models: bool = True
     on_spaces: bool = False
     gpu_concurrency_id: str = GPU_CONCURRENCY_ID

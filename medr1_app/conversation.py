@@ -17,9 +17,10 @@ from typing import Any
 
 from PIL import Image
 
+from train.evidence import Evidence
 from train.protocol import build_conversation
 
-from .answering import AnswerProgress
+from .answering import AnswerProgress, SampledAnswer
 from .generation import GenerationSettings
 
 
@@ -33,18 +34,26 @@ class Turn:
     """This question's full instruction (``train.protocol.build_prompt``), as the model read it."""
     settings: GenerationSettings
     progress: AnswerProgress | None = None
+    evidence: Evidence | None = None
+    """The reply's evidence (``train.evidence``), once computed after the answer."""
 
     @property
-    def reply(self) -> str:
-        """The reply that later turns see: the majority's first sample, else the first sample."""
+    def reply_sample(self) -> SampledAnswer | None:
+        """The sample later turns continue from: the majority's first sample, else the first sample."""
         if self.progress is None or not self.progress.samples:
-            return ""
+            return None
         vote = self.progress.vote
         if vote is not None and vote.winner is not None:
             for sample in self.progress.samples:
                 if sample.finished and sample.choice == vote.winner:
-                    return sample.text
-        return self.progress.samples[0].text
+                    return sample
+        return self.progress.samples[0]
+
+    @property
+    def reply(self) -> str:
+        """The reply that later turns see (:attr:`reply_sample`'s text)."""
+        sample = self.reply_sample
+        return sample.text if sample is not None else ""
 
 
 @dataclass

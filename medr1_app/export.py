@@ -67,8 +67,9 @@ def _samples(progress: AnswerProgress | None, options: tuple[str, ...]) -> list[
 
 
 def turn_dict(turn: Turn) -> dict[str, Any]:
-    """One question of the conversation, its settings, samples and vote."""
+    """One question of the conversation, its settings, samples, vote and evidence (None until computed)."""
     vote = turn.progress.vote if turn.progress else None
+    evidence = turn.evidence.to_record() if turn.evidence is not None else None
     return {
         "question": turn.question,
         "options": {LETTERS[i]: o for i, o in enumerate(turn.options)},
@@ -85,6 +86,7 @@ def turn_dict(turn: Turn) -> dict[str, Any]:
             "agreement": vote.summary(turn.options or None),
         },
         "stopped": bool(turn.progress and turn.progress.stopped),
+        "evidence": evidence,
     }
 
 
@@ -144,7 +146,34 @@ def _turn_markdown(turn: dict[str, Any], number: int | None) -> list[str]:
             "</details>",
             "",
         ]
+    lines += _evidence_markdown(turn.get("evidence"))
     lines += ["**Settings:** " + ", ".join(f"{k} {v}" for k, v in turn["settings"].items()), ""]
+    return lines
+
+
+def _evidence_markdown(evidence: dict[str, Any] | None) -> list[str]:
+    if not evidence:
+        return []
+    lines = ["### Evidence", ""]
+    if evidence.get("option_probabilities"):
+        shares = ", ".join(f"{k} {v:.2f}" for k, v in evidence["option_probabilities"].items())
+        lines += [f"**Option preference** (not a probability of being right): {shares}", ""]
+    reliance = evidence.get("image_reliance")
+    if reliance:
+        without = reliance["answer_without_picture"] or "no option"
+        verdict = "changes" if reliance["changed"] else "stays the same"
+        lines += [
+            f"**Image reliance:** on a grey picture of the same size the answer {verdict} "
+            f"({reliance['answer_with_picture']} → {without}); preference "
+            f"{reliance['probability_with_picture']:.2f} with the picture, "
+            f"{reliance['probability_without_picture']:.2f} without.",
+            "",
+        ]
+    if evidence.get("attention_map"):
+        lines += [
+            "**Attention map:** `attention-map.png` (where the answer position attended; not an explanation).",
+            "",
+        ]
     return lines
 
 
@@ -174,7 +203,8 @@ def record_markdown(data: dict[str, Any]) -> str:
 def write_export(
     record: AskRecord, image: Image.Image | None = None, directory: str | Path | None = None
 ) -> list[Path]:
-    """Write ``image.png`` (and ``slice-NNNN.png`` for several slices), ``answer.json`` and ``answer.md``."""
+    """Write ``image.png`` (and ``slice-NNNN.png`` for several slices), ``attention-map.png`` once the
+    latest answer's evidence exists, ``answer.json`` and ``answer.md``."""
     folder = Path(tempfile.mkdtemp(prefix="medr1-export-", dir=directory))
     data = record_dict(record)
     png = folder / "image.png"
@@ -183,8 +213,16 @@ def write_export(
     for index, picture in zip(data["image"].get("slices_asked", []), record.conversation.slices, strict=False):
         slices.append(folder / f"slice-{index:04d}.png")
         slices[-1].write_bytes(to_png_bytes(picture))
+    latest = record.conversation.last
+    maps = []
+    if latest is not None and latest.evidence is not None and latest.evidence.maps:
+        pictures = list(record.conversation.slices) or [record.conversation.picture]
+        indices = data["image"].get("slices_asked") or [None]
+        for index, evidence_map, picture in zip(indices, latest.evidence.maps, pictures, strict=False):
+            maps.append(folder / ("attention-map.png" if index is None else f"attention-map-{index:04d}.png"))
+            maps[-1].write_bytes(evidence_map.png_bytes(picture))
     as_json = folder / "answer.json"
     as_json.write_text(json.dumps(data, indent=2, ensure_ascii=False))
     as_md = folder / "answer.md"
     as_md.write_text(record_markdown(data))
-    return [png, *slices, as_json, as_md]
+    return [png, *slices, *maps, as_json, as_md]

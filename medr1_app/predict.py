@@ -1,6 +1,6 @@
 """One question about one image in one call: the app's ``/predict`` endpoint and the same as a Python function.
 
-Programs should not have to drive the screen (``/open`` then ``/ask`` with 19 positional values): they send
+Programs should not have to drive the screen (``/open`` then ``/ask`` with 22 positional values): they send
 the image, the question, its options and a dict of settings, and get back the answer record, the same JSON
 document the Ask tab's export holds. Nothing is kept between calls.
 
@@ -22,12 +22,14 @@ from typing import Any
 import gradio as gr
 from gradio.data_classes import FileData
 
+from train.evidence import EvidenceError
 from train.imaging import model_picture, open_study, parse_window
 from train.protocol import build_prompt
 
 from .answering import answer
 from .context import AppContext
 from .conversation import Conversation, Turn
+from .evidence_panel import run_evidence
 from .export import AskRecord, record_dict
 from .generation import GenerationSettings, StreamFn, stream_samples
 from .gpu import gpu_task
@@ -36,7 +38,7 @@ from .viewer import view_record
 
 # Settings a caller may give besides the generation settings: which model, and how the picture is shown.
 PICTURE_KEYS = ("frame", "slice", "window", "series", "view")
-SETTING_KEYS = tuple(f.name for f in fields(GenerationSettings)) + PICTURE_KEYS + ("model",)
+SETTING_KEYS = tuple(f.name for f in fields(GenerationSettings)) + PICTURE_KEYS + ("model", "evidence")
 
 
 def _settings(settings: dict[str, Any] | None, spec: ModelSpec) -> GenerationSettings:
@@ -64,8 +66,9 @@ def predict(
     temperature, top_p, max_new_tokens, prompt_style, prompt (a name in ``train.protocol.PROMPTS``; default:
     the one the checkpoint was trained with), seed, samples (self-consistency), frame (or slice), window
     (a preset name or "CENTRE,WIDTH"), series (which series of a ZIP, or volume of a 4-D NIfTI), view
-    (axial, coronal or sagittal, for a NIfTI volume) and model (a registry key, a folder, or
-    owner/repo[:folder]).
+    (axial, coronal or sagittal, for a NIfTI volume), model (a registry key, a folder, or
+    owner/repo[:folder]) and evidence (default true: ``record["evidence"]`` holds the attention map, the
+    option preference and the image-reliance check, see ``train.evidence``; false skips them).
     Raises ``ValueError`` (including the imaging errors) for bad input and ``ModelLoadError`` when the
     model cannot be loaded, with messages fit to show.
     """
@@ -93,7 +96,15 @@ def predict(
     conversation.turns.append(turn)
     for progress in answer(loaded, picture, prompt, options, generation, stream_fn=stream_fn):
         turn.progress = progress
-    return record_dict(AskRecord(loaded.spec, conversation))
+    record = record_dict(AskRecord(loaded.spec, conversation))
+    if options and given.get("evidence", True) and turn.progress is not None:
+        try:
+            for evidence in run_evidence(loaded, conversation, turn, lambda: False):
+                turn.evidence = evidence
+            record = record_dict(AskRecord(loaded.spec, conversation))
+        except EvidenceError as exc:  # no letter to explain: the answer stands, the record says why
+            record["evidence"] = {"error": str(exc)}
+    return record
 
 
 def add_predict_endpoint(ctx: AppContext) -> None:
@@ -105,8 +116,9 @@ def add_predict_endpoint(ctx: AppContext) -> None:
 
         settings: temperature, top_p, max_new_tokens, prompt_style ("think" or "no_think"), prompt (medr1,
         medr1-train, medr1-eval, think-after), seed, samples, frame (or slice), window (a preset name or
-        "CENTRE,WIDTH"), series and view (for a ZIP of series or a NIfTI volume) and model (a key of the
-        app's model menu).
+        "CENTRE,WIDTH"), series and view (for a ZIP of series or a NIfTI volume), model (a key of the
+        app's model menu) and evidence (default true: the record's "evidence" holds the attention map, the
+        option preference and the image-reliance check).
         """
         path = image.get("path") if isinstance(image, dict) else getattr(image, "path", None)
         if not path:

@@ -8,7 +8,7 @@ conversation about it, with a time to live) and nowhere else.
 
 API (for ``gradio_client``): ``/predict`` (image file, question, options, settings: one call, no earlier
 call needed; see :mod:`medr1_app.predict`) and ``/stop``. The screen's own events ``/open`` (a file) and
-``/ask`` (the screen's 19 values) stay callable: ``/ask`` answers about the image ``/open`` loaded into
+``/ask`` (the screen's 22 values) stay callable: ``/ask`` answers about the image ``/open`` loaded into
 the same session, and ``/follow_up`` (undocumented) asks the next question of that session's conversation.
 """
 
@@ -76,6 +76,12 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
                 elem_id="medr1-viewer",
             )
             viewer_info = gr.Markdown(NO_IMAGE, elem_id="medr1-viewer-info")
+            with gr.Row(visible=False, elem_id="medr1-map-row", equal_height=True) as map_row:
+                show_map = gr.Checkbox(
+                    value=True, label="Show where the answer looked (attention map)", elem_id="medr1-show-map",
+                    min_width=200,
+                )  # fmt: skip
+                opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Map opacity", elem_id="medr1-map-opacity")
             with gr.Row(elem_id="medr1-window-row"):
                 window = gr.Dropdown(
                     choices=window_choices(None), value=DEFAULT, label="Window", interactive=False,
@@ -144,6 +150,7 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
                 buttons=["copy"],
                 elem_id="medr1-rationale",
             )
+            evidence_view = gr.HTML(elem_id="medr1-evidence")
             with gr.Group(visible=False, elem_id="medr1-followup-group") as followup_group:
                 conversation_view = gr.Chatbot(
                     label="Conversation about this image",
@@ -206,6 +213,11 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
                     1, MAX_SAMPLES, value=defaults.samples, step=1, elem_id="medr1-samples-count",
                     label="Self-consistency: number of answers to sample (above 1, temperature 0 becomes 0.7)",
                 )  # fmt: skip
+                evidence_on = gr.Checkbox(
+                    value=True, elem_id="medr1-evidence-on",
+                    label="Evidence after each answer: attention map, option preference, and the same question on "
+                    "a grey picture (costs about one more answer)",
+                )  # fmt: skip
             with gr.Accordion("Downloads (after an answer)", open=False) as downloads_section:
                 downloads = gr.File(
                     label="The picture shown, and the questions, reasoning, answers and settings (JSON, Markdown)",
@@ -217,7 +229,8 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
 
     tab = AskTab(
         study=study, listing=listing, conversation=conversation, banner=banner, upload=upload,
-        upload_status=upload_status, viewer=viewer, viewer_info=viewer_info, window=window, center=center,
+        upload_status=upload_status, viewer=viewer, viewer_info=viewer_info, map_row=map_row, show_map=show_map,
+        opacity=opacity, evidence_view=evidence_view, evidence_on=evidence_on, window=window, center=center,
         width=width, frame=frame, series=series, view=view, slices_to_ask=slices_to_ask, slices_note=slices_note,
         metadata=metadata, examples_section=examples_section, gallery=gallery, question=question,
         option_count=option_count, option_boxes=option_boxes, ask_button=ask_button, stop_button=stop_button,
@@ -237,7 +250,8 @@ def _wire(ctx: AppContext, tab: AskTab, controller: AskController, refresh: gr.B
     """Every event of the tab, beside the components it reads and writes."""
     answer_parts = [
         tab.answer, tab.rationale, tab.samples_view, tab.sample_picker, tab.downloads, tab.downloads_section,
-        tab.ask_status, tab.conversation, tab.conversation_view, tab.followup_group, tab.result,
+        tab.ask_status, tab.conversation, tab.conversation_view, tab.followup_group, tab.result, tab.evidence_view,
+        tab.map_row,
     ]  # fmt: skip
     # /open's outputs keep their historical order for API callers (viewer, status, metadata, window, centre,
     # width, frame, upload box); the screen's other parts follow. The State output is not sent to clients.
@@ -318,19 +332,23 @@ def _wire(ctx: AppContext, tab: AskTab, controller: AskController, refresh: gr.B
         controller.show_sample, [tab.conversation, tab.sample_picker], [tab.rationale], api_visibility="private"
     )
     generation = [tab.temperature, tab.top_p, tab.max_new_tokens, tab.style, tab.seed, tab.samples, tab.prompt]
-    ask_inputs = [*view_inputs, tab.question, tab.option_count, *tab.option_boxes, *generation, tab.slices_to_ask]
+    evidence = [tab.evidence_on, tab.show_map, tab.opacity]
+    ask_inputs = [
+        *view_inputs, tab.question, tab.option_count, *tab.option_boxes, *generation, tab.slices_to_ask, *evidence,
+    ]  # fmt: skip
     # /ask's outputs keep their historical order for API callers (viewer, answer, rationale, samples,
     # downloads, status, banner, model status, result); the screen's other parts follow.
     ask_outputs = [
         tab.viewer, tab.answer, tab.rationale, tab.samples_view, tab.downloads, tab.ask_status, tab.banner,
         tab.model_status, tab.result, tab.viewer_info, tab.sample_picker, tab.downloads_section, tab.model_section,
         tab.conversation, tab.conversation_view, tab.followup_group, tab.followup, tab.followup_options,
+        tab.evidence_view, tab.map_row,
     ]  # fmt: skip
     gpu = {"concurrency_id": ctx.gpu_concurrency_id, "concurrency_limit": 1, "show_progress": "minimal"}
     ask_event = tab.ask_button.click(controller.arm, None, None, queue=False, api_visibility="private").then(
         controller.ask, ask_inputs, ask_outputs, api_name="ask", **gpu
     )
-    followup_inputs = [tab.conversation, *view_inputs, tab.followup, tab.followup_options, *generation]
+    followup_inputs = [tab.conversation, *view_inputs, tab.followup, tab.followup_options, *generation, *evidence]
     followups = []
     for name, trigger in (("follow_up", tab.followup_button.click), (None, tab.followup.submit)):
         visibility = {"api_name": name, "api_visibility": "undocumented"} if name else {"api_visibility": "private"}
@@ -339,6 +357,11 @@ def _wire(ctx: AppContext, tab: AskTab, controller: AskController, refresh: gr.B
                 controller.follow_up, followup_inputs, ask_outputs, **visibility, **gpu
             )
         )
+    for control in (tab.show_map.input, tab.opacity.release):
+        control(
+            controller.on_map, [tab.conversation, tab.show_map, tab.opacity], [tab.viewer], api_visibility="private",
+            **light,
+        )  # fmt: skip
     tab.stop_button.click(
         controller.stop,
         None,

@@ -90,8 +90,12 @@ def ask_args(
     samples: int = 1,
     prompt: str | None = None,
     slices: int = 1,
+    evidence: bool = True,
+    show_map: bool = True,
+    opacity: float = 0.6,
 ) -> list[Any]:
-    """Positional arguments of the ``/ask`` endpoint, in order (``slices``: N slices asked about together)."""
+    """Positional arguments of the ``/ask`` endpoint, in order (``slices``: N slices asked about together;
+    ``evidence``: the attention map, option preference and image-reliance check after the answer)."""
     boxes = [*options, *[""] * (6 - len(options))]
     count = len(options) if options else 0
     return [
@@ -111,11 +115,20 @@ def ask_args(
         samples,
         prompt,
         slices,
+        evidence,
+        show_map,
+        opacity,
     ]
 
 
 def follow_up_args(
-    question: str, options: Sequence[str] = (), *, max_new_tokens: int = 32, samples: int = 1, seed: int = 0
+    question: str,
+    options: Sequence[str] = (),
+    *,
+    max_new_tokens: int = 32,
+    samples: int = 1,
+    seed: int = 0,
+    evidence: bool = True,
 ) -> list[Any]:
     """Positional arguments of the (undocumented) ``/follow_up`` endpoint: the defaults of ``ask_args``."""
     return [
@@ -133,18 +146,21 @@ def follow_up_args(
         seed,
         samples,
         None,
+        evidence,
+        True,
+        0.6,
     ]
 
 
 # Indices of /ask's (and /follow_up's) outputs as clients see them: State outputs and layout blocks
 # (accordions, groups) are not sent to clients.
 VIEWER, ANSWER, RATIONALE, SAMPLES, DOWNLOADS, STATUS, BANNER, MODEL_STATUS, RESULT = range(9)
-VIEWER_INFO, SAMPLE_PICKER, CONVERSATION, FOLLOWUP, FOLLOWUP_OPTIONS = range(9, 14)
+VIEWER_INFO, SAMPLE_PICKER, CONVERSATION, FOLLOWUP, FOLLOWUP_OPTIONS, EVIDENCE = range(9, 15)
 # Indices of /open's outputs, likewise (/open takes a list of files: one picture, a ZIP, a volume, or several).
 OPEN_VIEWER, OPEN_STATUS, OPEN_METADATA, OPEN_WINDOW, OPEN_CENTER, OPEN_WIDTH, OPEN_FRAME, OPEN_UPLOAD = range(8)
 OPEN_VIEWER_INFO, OPEN_SERIES, OPEN_VIEW, OPEN_SLICES, OPEN_SLICES_NOTE = range(8, 13)
 OPEN_ANSWER, OPEN_RATIONALE, OPEN_SAMPLES, OPEN_SAMPLE_PICKER, OPEN_DOWNLOADS, OPEN_ASK_STATUS = range(13, 19)
-OPEN_CONVERSATION, OPEN_RESULT = range(19, 21)
+OPEN_CONVERSATION, OPEN_RESULT, OPEN_EVIDENCE = range(19, 22)
 
 
 def registry_with_demo(demo_files, runs_dir=None):

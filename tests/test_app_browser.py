@@ -423,3 +423,66 @@ def test_the_demo_run_shows_the_reward_rising_then_answers_in_ask(browser, tiny_
     finally:
         page.close()
         demo.close()
+
+
+def test_the_evidence_fills_in_after_the_answer_and_the_screen_stays_usable(browser, tiny_model_dir, shots):
+    """The answer is final before the evidence is; while the reliance check is held back the map's switch
+    still redraws the viewer; then the panel completes; Stop ends a held check."""
+    import threading
+
+    from medr1_app.app import AppConfig, build_app
+    from medr1_app.evidence_panel import run_evidence
+
+    gate = threading.Event()
+
+    def held_evidence(loaded, conversation, turn, should_stop):
+        for number, stage in enumerate(run_evidence(loaded, conversation, turn, should_stop)):
+            while number and not gate.is_set() and not should_stop():  # hold the reliance check
+                gate.wait(0.05)
+            if should_stop():
+                return
+            yield stage
+
+    stream = ScriptedStream([WELL_FORMED], chunk=4, delay=0.01)
+    demo = build_app(AppConfig(model=str(tiny_model_dir), runs_dir=None), stream_fn=stream, evidence_fn=held_evidence)
+    url = launch(demo)
+    page = browser.new_page(viewport={"width": 1366, "height": 768})
+    try:
+        plain_src = _open_ct(page, url)
+        _fill_question(page)
+        page.locator("#medr1-ask").click()
+        page.wait_for_selector("#medr1-ask-status:has-text('Done')", timeout=60_000)
+        panel = page.locator("#medr1-evidence .medr1-evidence")
+        page.wait_for_selector("#medr1-evidence .medr1-bar", timeout=60_000)
+        assert panel.get_attribute("data-status") == "working", "the reliance check is still held"
+        assert page.locator("#medr1-answer [data-testid=answer-letter]").inner_text() == "A"
+        page.wait_for_function(
+            "src => document.querySelector('#medr1-viewer img').src !== src", arg=plain_src, timeout=30_000
+        )
+        overlay_src = page.locator("#medr1-viewer img").get_attribute("src")
+        page.locator("#medr1-show-map input[type=checkbox]").uncheck()  # while the evidence still runs
+        page.wait_for_function(
+            "src => document.querySelector('#medr1-viewer img').src !== src", arg=overlay_src, timeout=30_000
+        )
+        assert panel.get_attribute("data-status") == "working"
+        page.screenshot(path=str(shots / "evidence-working-1366x768.png"))
+        gate.set()
+        page.wait_for_selector("#medr1-evidence .medr1-evidence[data-status=done]", timeout=60_000)
+        assert page.locator("#medr1-evidence .medr1-reliance").inner_text().startswith("Image reliance")
+        bars = page.locator("#medr1-evidence .medr1-bar")
+        assert (
+            bars.count() == 4 and page.locator("#medr1-evidence .medr1-bar-chosen").get_attribute("data-letter") == "A"
+        )
+        page.locator("#medr1-show-map input[type=checkbox]").check()
+        page.screenshot(path=str(shots / "evidence-done-1366x768.png"))
+
+        gate.clear()  # again, and Stop while the reliance check is held
+        page.locator("#medr1-ask").click()
+        page.wait_for_selector("#medr1-evidence .medr1-evidence[data-status=working] .medr1-bar", timeout=60_000)
+        page.locator("#medr1-stop").click()
+        page.wait_for_selector("#medr1-evidence .medr1-evidence[data-status=stopped]", timeout=30_000)
+        assert "stopped" in page.locator("#medr1-evidence .medr1-reliance").inner_text()
+    finally:
+        gate.set()
+        page.close()
+        demo.close()

@@ -15,10 +15,12 @@ from medr1_app_testkit import (
     ANSWER,
     CONVERSATION,
     DOWNLOADS,
+    EVIDENCE,
     MODEL_STATUS,
     OPEN_ANSWER,
     OPEN_ASK_STATUS,
     OPEN_DOWNLOADS,
+    OPEN_EVIDENCE,
     OPEN_RESULT,
     RATIONALE,
     RESULT,
@@ -74,9 +76,13 @@ def test_a_new_upload_clears_the_answer_and_its_downloads(scripted_app, tmp_path
     client = _client(url)
     client.predict([handle_file(str(CT))], api_name="/open")
     answered = client.predict(*ask_args(), api_name="/ask")
-    assert 'data-testid="answer-letter">A<' in answered[ANSWER] and len(answered[DOWNLOADS]) == 3
+    assert 'data-testid="answer-letter">A<' in answered[ANSWER]
+    assert sorted(Path(p).name for p in answered[DOWNLOADS]) == [
+        "answer.json", "answer.md", "attention-map.png", "image.png"
+    ]  # fmt: skip
+    assert 'data-status="done"' in answered[EVIDENCE]
     opened = client.predict([handle_file(str(_png(tmp_path)))], api_name="/open")
-    assert "The answer will appear here" in opened[OPEN_ANSWER]
+    assert "The answer will appear here" in opened[OPEN_ANSWER] and opened[OPEN_EVIDENCE] == ""
     assert opened[OPEN_DOWNLOADS] is None and opened[OPEN_RESULT] is None and opened[OPEN_ASK_STATUS] == ""
 
 

@@ -99,9 +99,15 @@ def test_n_evenly_spaced_slices_go_to_the_model_as_one_prompt(app, two_series_zi
     record = final[RESULT]
     assert record["image"]["slices_asked"] == evenly_spaced(slices, 4) and record["image"]["image_tokens"] > 0
     names = sorted(Path(p).name for p in final[DOWNLOADS])
+    asked = evenly_spaced(slices, 4)
     assert names == sorted(
-        ["image.png", "answer.json", "answer.md"] + [f"slice-{i:04d}.png" for i in evenly_spaced(slices, 4)]
+        ["image.png", "answer.json", "answer.md"]
+        + [f"slice-{i:04d}.png" for i in asked]
+        + [f"attention-map-{i:04d}.png" for i in asked]  # the evidence: one map per slice asked
     )
+    assert [m["grid"] for m in record["evidence"]["attention_map"]] == [
+        m["grid"] for m in record["evidence"]["attention_map"][:1]
+    ] * 4
 
 
 def test_several_dicom_files_dropped_at_once_are_one_series(app, tmp_path):

@@ -23,7 +23,7 @@ def model_dir(request, tmp_path_factory):
 def grpo_like_batch(model_dir, copies: int = 3):
     """Three pictures (one of them twice in a row, as two questions about one image), each ``copies`` times."""
     rng = np.random.default_rng(0)
-    pictures = [draw("CT", 1, 56, rng), draw("MRI", 3, 56, rng), draw("X-Ray", 0, 56, rng)]
+    pictures = [draw("CT", 1, 56, rng)[0], draw("MRI", 3, 56, rng)[0], draw("X-Ray", 0, 56, rng)[0]]
     order = [0, 1, 1, 2]
     images = [pictures[i] for i in order for _ in range(copies)]
     processor = load_processor(str(model_dir))

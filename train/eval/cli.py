@@ -111,6 +111,21 @@ class EvalArguments:
             "answers; falls back once if compiling fails. Off by default until measured on a GPU here."
         },
     )
+    option_probabilities: bool = field(
+        default=False,
+        metadata={
+            "help": "Read each answer's option preference at its letter (one forward pass per question) and "
+            "report calibration (expected calibration error) beside accuracy."
+        },
+    )
+    image_reliance: bool = field(
+        default=False,
+        metadata={
+            "help": "Ask each question again on grey pictures of the same size and report, per modality and "
+            "question type, the answers that change and the preference drop (one more answer per question; "
+            "implies --option_probabilities)."
+        },
+    )
     max_new_tokens: int | None = field(default=None, metadata={"help": "Default: 512 (think), 32 (no_think)."})
     temperature: float = field(default=0.0, metadata={"help": "0 = greedy (default)."})
     top_p: float = field(default=1.0, metadata={"help": "Nucleus sampling (with temperature > 0)."})
@@ -312,6 +327,8 @@ def _settings(args: EvalArguments, data: DataArguments, style: str, prompt: str)
         seed=args.seed,
         batch_size=DEFAULT_BATCH_SIZE if args.batch_size == "auto" else int(args.batch_size),
         fast_generation=args.fast_generation,
+        option_probabilities=args.option_probabilities or args.image_reliance,
+        image_reliance=args.image_reliance,
         max_pixels=data.max_pixels,
         min_pixels=data.min_pixels,
         image_size=data.image_size,
@@ -420,6 +437,11 @@ def execute_run(
     processor = load_processor(spec.model, max_pixels=data.max_pixels, min_pixels=data.min_pixels)
     generator = None
     model = None
+    if backend == "vllm" and (settings.option_probabilities or settings.image_reliance):
+        raise ValueError(
+            "--option_probabilities and --image_reliance read the model's logits and attention, which vLLM does "
+            "not return: add --backend hf."
+        )
     if backend == "vllm":
         from train.eval.generate import VLLMGenerator
 
@@ -529,6 +551,9 @@ def run_command(argv: Sequence[str]) -> Report:
     print(rep.tables["summary"].to_markdown())
     print(rep.tables["modality"].to_markdown())
     print(rep.tables["question_type"].to_markdown())
+    for name, table in rep.tables.items():
+        if name == "calibration" or name.startswith("reliance_"):
+            print(table.to_markdown())
     print(f"Report: {output_dir / 'report.md'}")
     return rep
 

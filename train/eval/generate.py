@@ -71,6 +71,10 @@ class EvalSettings:
     image_size: int | None = None
     """Resize to a square of this side, as Med-R1 did (384); None keeps the aspect ratio."""
     sort_by_length: bool = True
+    option_probabilities: bool = False
+    """Read each answer's option preference (``train.eval.evidence``; one forward pass per question)."""
+    image_reliance: bool = False
+    """Also ask each question on grey pictures of the same size (implies option probabilities)."""
 
     def __post_init__(self) -> None:
         if self.prompt_style not in PROMPT_STYLES:
@@ -287,6 +291,21 @@ def score(
     )
 
 
+def _add_evidence(generator, processor, samples, images, results, settings: EvalSettings) -> list[QuestionResult]:
+    from train.eval.evidence import with_evidence
+
+    model = getattr(generator, "model", None)
+    if model is None:
+        raise ValueError(
+            "--option_probabilities and --image_reliance read the model's own logits and attention: run them "
+            "with --backend hf (the vLLM backend returns text only)."
+        )
+    return [
+        with_evidence(result, model, processor, sample, picture, settings)
+        for result, sample, picture in zip(results, samples, images, strict=True)
+    ]
+
+
 def run_batches(
     generator: Generator,
     processor: Any,
@@ -325,10 +344,13 @@ def run_batches(
             with seed_context:
                 outputs = split_on_out_of_memory(generator.generate, texts, images)
             per_question = (time.perf_counter() - start) / len(ready)
-            batch_results += [
+            scored = [
                 score(s, out, settings.prompt_style, per_question, len(ready), prompt=settings.prompt)
                 for s, out in zip(ready, outputs, strict=True)
             ]
+            if settings.option_probabilities or settings.image_reliance:
+                scored = _add_evidence(generator, processor, ready, images, scored, settings)
+            batch_results += scored
         results += batch_results
         if on_batch is not None:
             on_batch(batch_results)

@@ -452,6 +452,15 @@ def build_report(
             if modalities and question_types
             else None,
         )
+    from train.eval.evidence import calibration_table, reliance_table
+
+    calibration = calibration_table(runs)
+    if calibration is not None:
+        add(calibration)
+    for name, results in runs.items():
+        reliance = reliance_table(name, results)
+        if reliance is not None:
+            add(reliance)
     for name, b in breakdowns.items():
         add(detail_table(name, b, "modality"))
         add(detail_table(name, b, "question_type"))

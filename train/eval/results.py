@@ -59,6 +59,10 @@ class QuestionResult:
     """Parser's plain-language notes on a malformed or unreadable answer."""
     error: str | None = None
     """Set when the question could not be run (e.g. unreadable image); such results are not scored."""
+    option_probabilities: dict[str, float] | None = None
+    """``--option_probabilities``: each option letter's preference at the answer position (sums to 1)."""
+    reliance: dict[str, Any] | None = None
+    """``--image_reliance``: the answer on grey pictures and the chosen letter's preference with and without."""
 
     def to_json(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,0 +1,277 @@
+"""Evidence for one answer: where the model looked, how it ranked the options, whether it needed the picture.
+
+All three are read from the response exactly as it was generated (its token ids), after it has been
+generated, so they never slow the answer down:
+
+1. **One forward pass** over prompt + response (``attention.recording_rows``): the attention of the
+   position that writes the answer letter (or of the whole answer block) to the image tokens, averaged
+   over heads and a range of layers, is the *attention map*; the logits at that position, restricted
+   to the options' letters, are the *option preference* (softmax over the letters: how the model ranks
+   the options, not a probability of being right).
+2. **Image reliance**: the same question with each picture replaced by uniform grey of the same size,
+   answered greedily (stopping at ``</answer>``), and the original response read once more on the grey
+   picture for the chosen letter's probability without the picture. An answer that survives the grey
+   picture was not read from the image.
+
+:func:`iter_evidence` yields the evidence after each stage (map and preference first, reliance when it
+is done), and checks ``should_stop`` between stages and at every generated token, so the app can show
+the map at once and the Stop button ends the rest.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+import torch
+from PIL import Image
+from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria
+
+from train.generation import sampling_kwargs
+from train.protocol import LETTERS, parse_response
+
+from .attention import layer_count, layer_range, recording_rows
+from .maps import EvidenceMap, image_token_spans, map_from_rows, token_grid
+from .positions import EvidenceError, find_answer, letter_tokens
+
+GREY = (128, 128, 128)
+RELIANCE_MARGIN = 0.1
+"""The chosen letter's preference must fall by at least this much on the grey picture for the answer to
+count as read from the image. The answer's letter alone misleads both ways: a model close to a tie flips
+its letter on any change of input, and a model that reads the picture may give the same letter to grey
+(``benchmarks/evidence_proof.py`` measured both)."""
+QUERIES = ("letter", "answer")
+"""``letter``: the position that writes the answer letter; ``answer``: every position of the answer block."""
+METHODS = ("attention",)
+RELIANCE_MAX_NEW_TOKENS = 1024
+
+
+@dataclass(frozen=True)
+class ImageReliance:
+    """The same question on a grey picture of the same size."""
+
+    answer_with: str
+    answer_without: str | None
+    """Letter answered on the grey picture; None when that answer names no option."""
+    probability_with: float
+    """The chosen letter's preference among the options, with the picture."""
+    probability_without: float
+    """The same letter's preference when the same response is read on the grey picture."""
+    response_without: str = ""
+
+    @property
+    def changed(self) -> bool:
+        return self.answer_without != self.answer_with
+
+    @property
+    def probability_drop(self) -> float:
+        return self.probability_with - self.probability_without
+
+    @property
+    def relies(self) -> bool:
+        """The chosen letter's preference falls by at least :data:`RELIANCE_MARGIN` without the picture."""
+        return self.probability_drop >= RELIANCE_MARGIN
+
+    def sentence(self) -> str:
+        """What it means, in one line for the Ask screen."""
+        odds = (
+            f"{self.answer_with}'s preference is {self.probability_with:.2f} with the picture and "
+            f"{self.probability_without:.2f} without."
+        )
+        if self.answer_without is None:
+            head = f"Without the picture the model names no option (with it: {self.answer_with})."
+        elif self.changed:
+            head = f"Without the picture the answer changes: {self.answer_with} → {self.answer_without}."
+        else:
+            head = f"The same answer without the picture ({self.answer_with})."
+        if self.relies:
+            return f"{head} {odds} The answer depends on the picture."
+        if self.changed:
+            return f"{head} {odds} The preference hardly moves: the options were close to a tie, so this says little."
+        return f"{head} {odds} The model may not be reading the picture."
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "answer_with_picture": self.answer_with,
+            "answer_without_picture": self.answer_without,
+            "changed": self.changed,
+            "relies_on_picture": self.relies,
+            "probability_with_picture": round(self.probability_with, 6),
+            "probability_without_picture": round(self.probability_without, 6),
+            "response_without_picture": self.response_without,
+        }
+
+
+@dataclass(frozen=True)
+class Evidence:
+    """What :func:`iter_evidence` found so far; fields are None until their stage has run."""
+
+    letter: str
+    maps: tuple[EvidenceMap, ...] = ()
+    """One map per picture, in the order the pictures were given."""
+    option_probabilities: dict[str, float] | None = None
+    options_mass: float | None = None
+    """Share of the model's whole next-token probability that went to the options' letters."""
+    reliance: ImageReliance | None = None
+    query: str = "letter"
+    seconds: dict[str, float] = field(default_factory=dict)
+    complete: bool = False
+
+    def to_record(self) -> dict[str, Any]:
+        """``record["evidence"]`` of the answer export and of ``/predict``."""
+        maps = [m.to_json() for m in self.maps]
+        return {
+            "letter": self.letter,
+            "query": self.query,
+            "attention_map": maps[0] if len(maps) == 1 else (maps or None),
+            "option_probabilities": None
+            if self.option_probabilities is None
+            else {k: round(v, 6) for k, v in self.option_probabilities.items()},
+            "options_mass": None if self.options_mass is None else round(self.options_mass, 6),
+            "image_reliance": None if self.reliance is None else self.reliance.to_json(),
+            "seconds": {k: round(v, 3) for k, v in self.seconds.items()},
+            "complete": self.complete,
+            "note": (
+                "The attention map shows where the answer position attended, not why the model answered; "
+                "option probabilities are the model's preference among the options, not a chance of being right."
+            ),
+        }
+
+
+class _ShouldStop(StoppingCriteria):
+    def __init__(self, should_stop: Callable[[], bool]):
+        self.should_stop = should_stop
+
+    def __call__(self, input_ids, scores, **kwargs):
+        return torch.full((input_ids.shape[0],), bool(self.should_stop()), dtype=torch.bool, device=input_ids.device)
+
+
+def _prompt_inputs(processor: Any, pictures: Sequence[Image.Image], messages: list[dict], device: Any) -> Any:
+    text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    return processor(text=[text], images=list(pictures), return_tensors="pt").to(device)
+
+
+def _with_response(inputs: Any, response_ids: Sequence[int]) -> dict[str, Any]:
+    """The prompt's inputs with the response appended as ordinary tokens (one unpadded sequence)."""
+    ids = torch.as_tensor([list(response_ids)], dtype=inputs["input_ids"].dtype, device=inputs["input_ids"].device)
+    full = dict(inputs)
+    full["input_ids"] = torch.cat([inputs["input_ids"], ids], dim=1)
+    full["attention_mask"] = torch.ones_like(full["input_ids"])
+    if "mm_token_type_ids" in inputs:
+        full["mm_token_type_ids"] = torch.cat([inputs["mm_token_type_ids"], torch.zeros_like(ids)], dim=1)
+    return full
+
+
+def _letter_probabilities(logits: torch.Tensor, tokens: dict[str, int]) -> tuple[dict[str, float], float]:
+    probs = torch.softmax(logits.float(), dim=-1)
+    picked = torch.stack([probs[t] for t in tokens.values()])
+    mass = float(picked.sum())
+    share = picked / picked.sum() if mass > 0 else torch.full_like(picked, 1 / len(tokens))
+    return {letter: float(p) for letter, p in zip(tokens, share, strict=True)}, mass
+
+
+def grey_like(pictures: Sequence[Image.Image]) -> list[Image.Image]:
+    """Uniform grey pictures of the same sizes: the same number of image tokens, no image content."""
+    return [Image.new("RGB", p.size, GREY) for p in pictures]
+
+
+def iter_evidence(
+    model: Any,
+    processor: Any,
+    pictures: Sequence[Image.Image],
+    messages: list[dict],
+    options: Sequence[str],
+    response_ids: Sequence[int],
+    *,
+    layers: str | Sequence[int] | None = "late",
+    query: str = "letter",
+    reliance: bool = True,
+    max_new_tokens: int = RELIANCE_MAX_NEW_TOKENS,
+    seed: int = 0,
+    prompt_style: str = "think",
+    prompt: str | None = None,
+    should_stop: Callable[[], bool] | None = None,
+) -> Iterator[Evidence]:
+    """Yield :class:`Evidence` after each stage; the last one has ``complete=True`` unless stopped.
+
+    ``pictures`` are the pictures exactly as the model received them (``train.imaging.model_picture``)
+    and ``messages`` the chat the response answered (``train.protocol.build_messages`` or
+    ``build_conversation``). Raises :class:`~train.evidence.positions.EvidenceError` when the response
+    has no option letter to explain.
+    """
+    if query not in QUERIES:
+        raise ValueError(f"query must be one of {QUERIES}, not {query!r}.")
+    should_stop = should_stop or (lambda: False)
+    tokenizer = processor.tokenizer
+    position = find_answer(tokenizer, response_ids, options)
+    tokens = letter_tokens(tokenizer, response_ids, position, options)
+    chosen_layers = layer_range(layers, layer_count(model))
+    device = next(model.parameters()).device
+    seconds: dict[str, float] = {}
+
+    tick = time.perf_counter()
+    inputs = _prompt_inputs(processor, pictures, messages, device)
+    prompt_length = int(inputs["input_ids"].shape[1])
+    predicting = prompt_length + position.letter_index - 1
+    if query == "letter":
+        rows = [predicting]
+    else:
+        rows = list(range(prompt_length + position.block[0] - 1, prompt_length + position.block[1] - 1))
+    full = _with_response(inputs, response_ids)
+    with torch.inference_mode(), recording_rows(model, rows) as recorder:
+        logits = model(**full, logits_to_keep=torch.tensor([predicting], device=device)).logits[0, -1]
+    spans = image_token_spans(full["input_ids"][0], int(model.config.image_token_id))
+    grids = inputs["image_grid_thw"].tolist()
+    merge = int(getattr(model.config.vision_config, "spatial_merge_size", 2))
+    patch = int(getattr(model.config.vision_config, "patch_size", 14))
+    if len(spans) != len(grids):
+        raise EvidenceError(f"Found {len(spans)} runs of image tokens for {len(grids)} pictures.")
+    maps = tuple(
+        map_from_rows(recorder.layers, chosen_layers, span, token_grid(grid, merge), patch * merge)
+        for span, grid in zip(spans, grids, strict=True)
+    )
+    probabilities, mass = _letter_probabilities(logits, tokens)
+    seconds["map_and_preference"] = time.perf_counter() - tick
+    evidence = Evidence(position.letter, maps, probabilities, mass, None, query, dict(seconds))
+    yield evidence
+    if not reliance or should_stop():
+        if not reliance:
+            yield replace(evidence, complete=True)
+        return
+
+    tick = time.perf_counter()
+    grey = _prompt_inputs(processor, grey_like(pictures), messages, device)
+    criteria = StoppingCriteriaList([StopStringCriteria(tokenizer, ["</answer>"]), _ShouldStop(should_stop)])
+    torch.manual_seed(seed)
+    with torch.inference_mode():
+        output = model.generate(
+            **grey, max_new_tokens=max_new_tokens, stopping_criteria=criteria, **sampling_kwargs(0.0)
+        )
+    if should_stop():
+        return
+    text = tokenizer.decode(output[0, grey["input_ids"].shape[1] :], skip_special_tokens=True)
+    answer_without = parse_response(text, options, prompt_style, prompt).letter
+    with torch.inference_mode():
+        grey_logits = model(
+            **_with_response(grey, response_ids), logits_to_keep=torch.tensor([predicting], device=device)
+        ).logits[0, -1]
+    without, _ = _letter_probabilities(grey_logits, tokens)
+    seconds["image_reliance"] = time.perf_counter() - tick
+    result = ImageReliance(
+        position.letter, answer_without, probabilities[position.letter], without[position.letter], text
+    )
+    yield replace(evidence, reliance=result, seconds=dict(seconds), complete=True)
+
+
+def compute_evidence(*args: Any, **kwargs: Any) -> Evidence:
+    """:func:`iter_evidence` to the end (for scripts and evaluation)."""
+    stages = list(iter_evidence(*args, **kwargs))
+    last = stages[-1] if stages else None
+    if last is None:
+        raise EvidenceError("Evidence was stopped before anything was computed.")
+    return last
+
+
+__all__ = ["LETTERS", "Evidence", "ImageReliance", "compute_evidence", "grey_like", "iter_evidence"]
