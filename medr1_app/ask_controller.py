@@ -19,6 +19,7 @@ import gradio as gr
 from PIL import Image
 
 from train.evidence import EvidenceError
+from train.evidence.maps import DEFAULT_OPACITY
 from train.imaging import ImagingError, PixelBounds, Study, list_series, model_picture, open_study
 from train.imaging.files import upload_kind
 from train.imaging.slices import MULTI_SLICE_NOTE, slice_pictures
@@ -104,7 +105,7 @@ class AskController:
             return ""
         loaded = self.ctx.manager.loaded
         tiny = spec.tiny or bool(loaded and loaded.spec.key == spec.key and loaded.tiny)
-        return render.banner_html(tiny, spec.note if not tiny else "", demo=spec.demo)
+        return render.banner_html(tiny, spec.note if not tiny else "", demo=spec.demo, adapter=spec.kind == "adapter")
 
     def model_status(self, key: str | None) -> str:
         key = key or self.ctx.default_model
@@ -503,7 +504,7 @@ class AskController:
         question: str, option_count: int, a: str, b: str, c: str, d: str, e: str, f: str,
         temperature: float, top_p: float, max_new_tokens: int, style: str, seed: float, samples: int,
         prompt_name: str | None, slices_to_ask: int | None, evidence_on: bool = True, show_map: bool = True,
-        opacity: float = 0.6, request: gr.Request = None,
+        opacity: float = DEFAULT_OPACITY, request: gr.Request = None,
     ) -> Iterator[dict]:  # fmt: skip
         """The first question about the picture shown (or N evenly spaced slices): a new conversation."""
         try:
@@ -522,7 +523,7 @@ class AskController:
         conversation: Conversation | None, study: Study | None, model_key: str | None, preset: str, center: float,
         width: float, frame: int, question: str, option_lines: str,
         temperature: float, top_p: float, max_new_tokens: int, style: str, seed: float, samples: int,
-        prompt_name: str | None, evidence_on: bool = True, show_map: bool = True, opacity: float = 0.6,
+        prompt_name: str | None, evidence_on: bool = True, show_map: bool = True, opacity: float = DEFAULT_OPACITY,
         request: gr.Request = None,
     ) -> Iterator[dict]:  # fmt: skip
         """A further question about the same picture, asked with the conversation before it."""
@@ -559,7 +560,7 @@ class AskController:
         self, conversation: Conversation | None, study: Study | None, model_key: str | None, preset: str,
         center: float, width: float, frame: int, question: str, options: list[str] | None,
         generation: tuple, request: gr.Request, slices_to_ask: int | None = 1,
-        evidence: tuple = (True, True, 0.6),
+        evidence: tuple = (True, True, DEFAULT_OPACITY),
     ) -> Iterator[dict]:  # fmt: skip
         tab = self.tab
         assert tab is not None

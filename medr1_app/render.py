@@ -46,11 +46,17 @@ def disclaimer_html(short: bool = False) -> str:
     return f'<div class="medr1-disclaimer" role="note"><strong>⚠ {esc(text)}</strong></div>'
 
 
-def banner_html(tiny: bool, note: str = "", demo: bool = False) -> str:
+TINY_ADAPTER_BANNER = (
+    "Adapter on a tiny random base model (about 0.5 M parameters): whatever it was trained on here (a test, "
+    "medr1's synthetic task), its answers about any real image are meaningless. Not a medical model."
+)
+
+
+def banner_html(tiny: bool, note: str = "", demo: bool = False, adapter: bool = False) -> str:
     """The banner above the Ask tab: loud for the tiny and the demo model, a short note for unverified models."""
     parts = []
     if tiny:
-        text = DEMO_BANNER if demo else TINY_BANNER
+        text = DEMO_BANNER if demo else TINY_ADAPTER_BANNER if adapter else TINY_BANNER
         parts.append(f'<div class="medr1-banner medr1-banner-tiny" role="alert">{esc(text)}</div>')
     if note:
         parts.append(f'<div class="medr1-banner">{esc(note)}</div>')

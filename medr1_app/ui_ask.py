@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import gradio as gr
 
+from train.evidence.maps import DEFAULT_OPACITY
 from train.protocol import LETTERS, MAX_OPTIONS, MIN_OPTIONS, PROMPT_STYLES, PROMPTS
 
 from . import render
@@ -81,7 +82,9 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
                     value=True, label="Show where the answer looked (attention map)", elem_id="medr1-show-map",
                     min_width=200,
                 )  # fmt: skip
-                opacity = gr.Slider(0, 1, value=0.6, step=0.05, label="Map opacity", elem_id="medr1-map-opacity")
+                opacity = gr.Slider(
+                    0, 1, value=DEFAULT_OPACITY, step=0.05, label="Map opacity", elem_id="medr1-map-opacity"
+                )
             with gr.Row(elem_id="medr1-window-row"):
                 window = gr.Dropdown(
                     choices=window_choices(None), value=DEFAULT, label="Window", interactive=False,
@@ -103,7 +106,7 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
             with gr.Accordion("Examples: click one to load it with a question", open=True) as examples_section:
                 controller.examples, items = build_gallery()
                 gallery = gr.Gallery(
-                    value=items, show_label=False, columns=5, height=130, allow_preview=False, format="png",
+                    value=items, show_label=False, columns=4, height="auto", allow_preview=False, format="png",
                     buttons=[], elem_id="medr1-examples",
                 )  # fmt: skip
         with gr.Column(scale=5, min_width=320, elem_id="medr1-answer-column"):

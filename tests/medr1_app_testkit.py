@@ -15,6 +15,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from train.evidence.maps import DEFAULT_OPACITY
+
 if TYPE_CHECKING:
     from medr1_app.generation import Streamed
 
@@ -92,7 +94,7 @@ def ask_args(
     slices: int = 1,
     evidence: bool = True,
     show_map: bool = True,
-    opacity: float = 0.6,
+    opacity: float = DEFAULT_OPACITY,
 ) -> list[Any]:
     """Positional arguments of the ``/ask`` endpoint, in order (``slices``: N slices asked about together;
     ``evidence``: the attention map, option preference and image-reliance check after the answer)."""
@@ -148,7 +150,7 @@ def follow_up_args(
         None,
         evidence,
         True,
-        0.6,
+        DEFAULT_OPACITY,
     ]
 
 

@@ -411,7 +411,7 @@ def test_the_demo_run_shows_the_reward_rising_then_answers_in_ask(browser, tiny_
         page.wait_for_function(
             "() => document.querySelector('#medr1-banner').innerText.includes('Demo model')", timeout=30_000
         )
-        page.get_by_text("Demo task, held out: lesion grade (picture 2)").click()
+        page.get_by_text("Demo 2 · lesion grade").click()
         page.wait_for_selector("#medr1-viewer img", timeout=30_000)
         question = page.locator("#medr1-question textarea")
         page.wait_for_function("() => document.querySelector('#medr1-question textarea').value.includes('grade')")

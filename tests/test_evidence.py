@@ -192,9 +192,10 @@ def test_the_reliance_sentence_weighs_the_preference_not_only_the_letter():
     reads = ImageReliance("A", "D", 0.89, 0.07)
     assert reads.relies and "changes: A → D" in reads.sentence() and "depends on the picture" in reads.sentence()
     tie = ImageReliance("B", "C", 0.25, 0.25)
-    assert tie.changed and not tie.relies and "close to a tie" in tie.sentence()
+    assert tie.changed and not tie.relies and "near-tie flips easily" in tie.sentence()
     same = ImageReliance("D", "D", 0.80, 0.83)
     assert not same.changed and "may not be reading the picture" in same.sentence()
     kept_but_weaker = ImageReliance("C", "C", 0.9, 0.5)
     assert kept_but_weaker.relies and "same answer" in kept_but_weaker.sentence()
     assert reads.to_json()["relies_on_picture"] is True
+    assert reads.to_json()["probability_without_read_on"] == "original response"

@@ -1,6 +1,8 @@
 """Take the README's screenshots of the Ask tab with a real model through the real generation path.
 
 Run: ``python docs/screenshots/capture.py`` (offline, CPU, a few minutes; needs Debian's ``chromium``).
+``--evidence-run runs/learning/seed0-grounding`` also takes ``ask-evidence.png`` with the learning proof's
+grounding model, which really reads the picture (``docs/evidence.md`` says how to make it).
 
 No model hub is reachable here, so the model is medr1's tiny random Qwen2-VL after a short lesson in
 the answer *format*: a few hundred plain next-token steps on three fixed, well-formed completions.
@@ -33,6 +35,7 @@ from train.protocol import build_messages, build_prompt, format_completion
 from train.tiny_model import build_tiny_model
 
 HERE = Path(__file__).resolve().parent
+EVIDENCE_DONE = "#medr1-evidence .medr1-evidence[data-status=done]"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run"]
 LESSONS = [
     ("What imaging technique was used to obtain this image?", ["CT", "MRI", "X-ray", "Ultrasound"], "A",
@@ -112,6 +115,7 @@ def capture(model_dir: Path, out: Path) -> None:
                     page.screenshot(path=str(out / "ask-dicom-loaded.png"))
                 page.locator("#medr1-ask").click()
                 page.wait_for_selector("#medr1-ask-status:has-text('Done')", timeout=120_000)
+                page.wait_for_selector(EVIDENCE_DONE, timeout=300_000)
                 page.evaluate("window.scrollTo(0, 0)")
                 page.screenshot(path=str(out / name), full_page=full)
                 page.close()
@@ -149,11 +153,55 @@ def capture(model_dir: Path, out: Path) -> None:
         demo.close()
 
 
+def capture_evidence(run: Path, out: Path) -> None:
+    """``ask-evidence.png``: the learning proof's grounding model (it reads pixels) on a held-out picture
+    whose blob is off-centre, its attention map on the viewer and the Evidence panel filled in."""
+    import json
+
+    from playwright.sync_api import sync_playwright
+
+    from medr1_app.app import AppConfig, build_app, launch_kwargs
+
+    boxes = json.loads((run / "evidence-data" / "blob_boxes.json").read_text())
+    records = [
+        json.loads(line) for line in (run / "evidence-data" / "data-fixed-options.jsonl").read_text().splitlines()
+    ]
+    record = next(r for r in records if r["id"] in boxes and r["answer"] in "BC" and boxes[r["id"]][0] > 0.45)
+    demo = build_app(AppConfig(model=str(run / "grpo"), runs_dir=None))
+    _, url, _ = demo.launch(prevent_thread_lock=True, quiet=True, **launch_kwargs())
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    try:
+        with sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
+            page = browser.new_page(viewport={"width": 1366, "height": 768})
+            page.goto(url)
+            page.locator("#medr1-upload input[type=file]").set_input_files(str(run / "evidence-data" / record["image"]))
+            page.wait_for_selector("#medr1-upload-status:has-text('Loaded')", timeout=60_000)
+            page.locator("#medr1-question textarea").fill(record["question"])
+            for letter, option in zip("ABCD", record["options"], strict=True):
+                page.locator(f"#medr1-option-{letter} input").fill(option)
+            page.locator("#medr1-ask").click()
+            page.wait_for_selector(EVIDENCE_DONE, timeout=120_000)
+            page.evaluate("window.scrollTo(0, 0)")
+            page.screenshot(path=str(out / "ask-evidence.png"))
+            page.locator("#medr1-evidence").scroll_into_view_if_needed()
+            page.screenshot(path=str(out / "ask-evidence-panel.png"))
+            browser.close()
+    finally:
+        demo.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", default=str(HERE))
     parser.add_argument("--steps", type=int, default=240)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument(
+        "--evidence-run",
+        type=Path,
+        help="Output of benchmarks/learning.py --blob-position uniform after benchmarks/evidence_proof.py: "
+        "also take ask-evidence.png with its trained model.",
+    )
     args = parser.parse_args(argv)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,6 +209,8 @@ def main(argv: list[str] | None = None) -> int:
         tiny = build_tiny_model(Path(folder) / "medr1-tiny-random-qwen2_vl", seed=0)
         taught = teach_format(tiny, Path(folder) / "medr1-tiny-random-format-taught", args.steps, args.lr)
         capture(taught, out)
+    if args.evidence_run:
+        capture_evidence(args.evidence_run, out)
     print(f"screenshots in {out}")
     return 0
 

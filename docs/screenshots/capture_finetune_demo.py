@@ -64,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
             page.wait_for_selector("text=Switch to Ask to try it", timeout=30_000)
             page.get_by_role("tab", name="Ask").click()
             page.screenshot(path=str(args.out / "finetune-demo-gallery.png"), full_page=True)  # for review only
-            page.get_by_text("Demo task, held out: lesion grade (picture 4)").click()
+            page.get_by_text("Demo 4 · lesion grade").click()
             page.wait_for_function(
                 "() => document.querySelector('#medr1-question textarea').value.includes('grade')", timeout=30_000
             )

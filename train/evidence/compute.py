@@ -9,9 +9,9 @@ generated, so they never slow the answer down:
    to the options' letters, are the *option preference* (softmax over the letters: how the model ranks
    the options, not a probability of being right).
 2. **Image reliance**: the same question with each picture replaced by uniform grey of the same size,
-   answered greedily (stopping at ``</answer>``), and the original response read once more on the grey
-   picture for the chosen letter's probability without the picture. An answer that survives the grey
-   picture was not read from the image.
+   answered greedily (stopping at ``</answer>``); the chosen letter's preference without the picture is
+   read where that grey answer chooses its letter. An answer whose preference survives the grey picture
+   was not read from the image.
 
 :func:`iter_evidence` yields the evidence after each stage (map and preference first, reliance when it
 is done), and checks ``should_stop`` between stages and at every generated token, so the app can show
@@ -20,6 +20,7 @@ the map at once and the Stop button ends the rest.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
@@ -60,6 +61,9 @@ class ImageReliance:
     probability_without: float
     """The same letter's preference when the same response is read on the grey picture."""
     response_without: str = ""
+    read_on: str = "original response"
+    """Where ``probability_without`` was read: at the grey answer's own letter ("own answer"), or on the
+    original response when the grey answer names no option."""
 
     @property
     def changed(self) -> bool:
@@ -89,7 +93,7 @@ class ImageReliance:
         if self.relies:
             return f"{head} {odds} The answer depends on the picture."
         if self.changed:
-            return f"{head} {odds} The preference hardly moves: the options were close to a tie, so this says little."
+            return f"{head} {odds} The preference hardly moves, so the change says little (a near-tie flips easily)."
         return f"{head} {odds} The model may not be reading the picture."
 
     def to_json(self) -> dict[str, Any]:
@@ -101,6 +105,7 @@ class ImageReliance:
             "probability_with_picture": round(self.probability_with, 6),
             "probability_without_picture": round(self.probability_without, 6),
             "response_without_picture": self.response_without,
+            "probability_without_read_on": self.read_on,
         }
 
 
@@ -251,16 +256,26 @@ def iter_evidence(
         )
     if should_stop():
         return
-    text = tokenizer.decode(output[0, grey["input_ids"].shape[1] :], skip_special_tokens=True)
+    grey_ids = output[0, grey["input_ids"].shape[1] :].tolist()
+    text = tokenizer.decode(grey_ids, skip_special_tokens=True)
     answer_without = parse_response(text, options, prompt_style, prompt).letter
+    # The chosen letter's preference without the picture is read where the grey answer chooses its own
+    # letter, after its own reasoning: read after the original reasoning instead, which already names the
+    # answer, a think prompt's letter would keep its preference whatever the picture. A grey answer that
+    # names no option is read on the original response.
+    read_ids, read_at, read_on = list(response_ids), position, "original response"
+    if answer_without is not None:
+        with contextlib.suppress(EvidenceError):
+            read_at, read_ids, read_on = find_answer(tokenizer, grey_ids, options), grey_ids, "own answer"
+    at = int(grey["input_ids"].shape[1]) + read_at.letter_index - 1
     with torch.inference_mode():
-        grey_logits = model(
-            **_with_response(grey, response_ids), logits_to_keep=torch.tensor([predicting], device=device)
-        ).logits[0, -1]
-    without, _ = _letter_probabilities(grey_logits, tokens)
+        grey_logits = model(**_with_response(grey, read_ids), logits_to_keep=torch.tensor([at], device=device)).logits[
+            0, -1
+        ]
+    without, _ = _letter_probabilities(grey_logits, letter_tokens(tokenizer, read_ids, read_at, options))
     seconds["image_reliance"] = time.perf_counter() - tick
     result = ImageReliance(
-        position.letter, answer_without, probabilities[position.letter], without[position.letter], text
+        position.letter, answer_without, probabilities[position.letter], without[position.letter], text, read_on
     )
     yield replace(evidence, reliance=result, seconds=dict(seconds), complete=True)
 

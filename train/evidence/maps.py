@@ -20,8 +20,13 @@ import numpy as np
 import torch
 from PIL import Image
 
-# Colour ramp of the overlay (black-red-yellow-white, as a clinician knows from "hot" heat maps).
-_RAMP = np.array([[0, 0, 0], [190, 30, 20], [250, 170, 20], [255, 255, 230]], dtype=np.float32)
+# Colour ramp of the overlay: yellow (weak) to red (strongest). No white or black end, so the strongest
+# cells stay visible on bright bone or a white lesion as on dark air; opacity also follows the weight.
+_RAMP = np.array([[255, 230, 40], [255, 140, 0], [235, 40, 0], [200, 0, 40]], dtype=np.float32)
+
+
+DEFAULT_OPACITY = 0.5
+"""The overlay's opacity unless the user moves the slider: the strongest cell half covers the picture."""
 
 
 def image_token_spans(input_ids: torch.Tensor, image_token_id: int) -> list[list[int]]:
@@ -83,7 +88,7 @@ class EvidenceMap:
         tile = Image.fromarray(np.dstack([rgb, alpha]), "RGBA")
         return tile.resize(size, Image.Resampling.NEAREST)
 
-    def overlay(self, picture: Image.Image, opacity: float = 0.6) -> Image.Image:
+    def overlay(self, picture: Image.Image, opacity: float = DEFAULT_OPACITY) -> Image.Image:
         """The picture with the map blended on top; ``opacity`` 0 shows the picture alone.
 
         Weak cells stay nearly transparent (alpha follows the weight), so the anatomy under cells the
@@ -95,7 +100,7 @@ class EvidenceMap:
         heat.putalpha(Image.fromarray(alpha.astype(np.uint8), "L"))
         return Image.alpha_composite(base, heat).convert("RGB")
 
-    def png_bytes(self, picture: Image.Image | None = None, opacity: float = 0.6) -> bytes:
+    def png_bytes(self, picture: Image.Image | None = None, opacity: float = DEFAULT_OPACITY) -> bytes:
         """PNG of the overlay (or of the heat map alone at the model input's size, without a picture)."""
         image = (
             self.overlay(picture, opacity)
