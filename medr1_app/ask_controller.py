@@ -285,7 +285,8 @@ class AskController:
             return {}
         name = Path(paths[0]).name if len(paths) == 1 else f"{len(paths)} files"
         try:
-            if len(paths) == 1 and upload_kind(paths[0]) != "file":
+            kind = upload_kind(paths[0]) if len(paths) == 1 else "files"
+            if kind in ("zip", "nifti"):
                 listing = list_series(paths[0], name=name)
             else:
                 data = [self.ctx.uploads.read(p) for p in paths]
@@ -298,7 +299,12 @@ class AskController:
         finally:
             for path in paths:
                 self.ctx.uploads.release(path)
-        status = f"Loaded {name}." + (f" It holds {len(listing)} series: pick one below." if len(listing) > 1 else "")
+        # What was loaded, never its file name (names often carry a patient's name); errors above may name
+        # it, so the user knows which of their files to fix.
+        what = {"zip": "a ZIP of DICOM files", "nifti": "a NIfTI volume", "files": f"{len(paths)} files"}.get(
+            kind, "a DICOM file" if study.kind == "dicom" else "a picture"
+        )
+        status = f"Loaded {what}." + (f" It holds {len(listing)} series: pick one below." if len(listing) > 1 else "")
         return {**self._study_outputs(study, model_key, status=status, listing=listing), tab.upload: None}
 
     def on_series(self, listing, index: int | None, model_key: str | None) -> dict:

@@ -106,6 +106,14 @@ def _map_line(evidence: Evidence, conversation: Conversation) -> str:
     )
 
 
+def _which_sample(conversation: Conversation | None) -> str:
+    """With self-consistency: which sample the evidence is for (the one the conversation continues from)."""
+    turn = conversation.last if conversation else None
+    if turn is None or turn.progress is None or len(turn.progress.samples) < 2 or turn.reply_sample is None:
+        return ""
+    return f" · sample {turn.reply_sample.index + 1}, the first with the most frequent answer"
+
+
 def evidence_html(
     evidence: Evidence | None,
     conversation: Conversation | None,
@@ -121,7 +129,7 @@ def evidence_html(
         '<div class="medr1-evidence" data-status="{}">'.format(
             "error" if error else "working" if working else "stopped" if stopped else "done"
         ),
-        '<div class="medr1-answer-head">Evidence</div>',
+        f'<div class="medr1-answer-head">Evidence{esc(_which_sample(conversation))}</div>',
     ]
     if error:
         parts.append(f'<div class="medr1-evidence-status">{esc(error)}</div>')

@@ -57,7 +57,7 @@ def shots(tmp_path) -> Path:
 def _open_ct(page, url: str) -> str:
     page.goto(url)
     page.locator("#medr1-upload input[type=file]").set_input_files(str(pydicom.examples.get_path("ct")))
-    page.wait_for_selector("#medr1-upload-status:has-text('Loaded CT_small.dcm')", timeout=30_000)
+    page.wait_for_selector("#medr1-upload-status:has-text('Loaded a DICOM file.')", timeout=30_000)
     viewer = page.locator("#medr1-viewer img")
     viewer.wait_for(timeout=30_000)
     return viewer.get_attribute("src")

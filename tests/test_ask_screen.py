@@ -153,6 +153,7 @@ def test_self_consistency_offers_every_samples_reasoning(scripted_app):
     picker = final[SAMPLE_PICKER]
     assert picker["visible"] is True and [c[1] for c in picker["choices"]] == [0, 1]
     assert picker["choices"][0][0] == "Sample 1: A" and "Sample 2" in picker["choices"][1][0]
+    assert "sample 1, the first with the most frequent answer" in final[EVIDENCE]  # which sample it explains
     # The picker's handler shows the chosen sample's reasoning in the reasoning panel.
     from medr1_app.answering import AnswerProgress, SampledAnswer, tally
     from medr1_app.conversation import Conversation, Turn

@@ -6,8 +6,7 @@ import pytest
 
 from train.data import load_samples
 from train.eval import EvalSettings, evaluate
-from train.eval.evidence import calibration_table, reliance_table
-from train.eval.report import build_report
+from train.eval.report import build_report, calibration_table, reliance_table
 from train.eval.results import QuestionResult, read_results
 from train.evidence.calibration import expected_calibration_error, reliability_bins
 from train.model_io import load_for_inference, load_processor

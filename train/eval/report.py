@@ -16,6 +16,7 @@ from __future__ import annotations
 import csv
 import json
 import math
+import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ from train.eval.metrics import (
     Breakdown,
     Comparison,
     CrossMatrix,
+    axis_value,
     breakdown,
     cell_stats_of_row,
     compare_runs,
@@ -33,6 +35,7 @@ from train.eval.metrics import (
     ordered_groups,
 )
 from train.eval.results import QuestionResult
+from train.evidence.calibration import expected_calibration_error
 
 REFERENCE_PATH = Path(__file__).parent.parent / "reference" / "medr1_paper.json"
 EMPTY = "–"
@@ -395,6 +398,69 @@ def _safe(name: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in name)
 
 
+def reliance_table(run: str, results: Sequence[QuestionResult]) -> Table | None:
+    """Share of answers that change on grey pictures, and the chosen letter's mean preference drop."""
+    checked = [r for r in results if r.reliance]
+    if not checked:
+        return None
+    table = Table(
+        f"reliance_{run}",
+        f"{run}: image reliance (the same questions on grey pictures of the same size)",
+        ["modality", "question type", "n", "answers changed (%)", "preference fell >= 0.1 (%)", "mean preference drop"],
+        formats={"mean preference drop": "+.3f"},
+        note=(
+            "Drop: the chosen letter's preference among the options with the picture minus without (the same "
+            "response read again on grey). An answer counts as read from the picture when its preference falls by "
+            "0.1 or more; a changed letter with no drop is a near-tie flipping, a kept letter can be the model's "
+            "answer to grey as well."
+        ),
+    )
+    groups: dict[tuple[str, str], list[QuestionResult]] = {}
+    for r in checked:
+        groups.setdefault((axis_value(r, "modality"), axis_value(r, "question_type")), []).append(r)
+    modalities = ordered_groups({m for m, _ in groups}, "modality")
+    types = ordered_groups({q for _, q in groups}, "question_type")
+    cells = [(m, q) for m in modalities for q in types if (m, q) in groups] + [("all", "all")]
+    for m, q in cells:
+        members = checked if (m, q) == ("all", "all") else groups[(m, q)]
+        changed = sum(bool(r.reliance["changed"]) for r in members) / len(members)
+        relies = sum(bool(r.reliance.get("relies_on_picture")) for r in members) / len(members)
+        drop = statistics.fmean(
+            r.reliance["probability_with_picture"] - r.reliance["probability_without_picture"] for r in members
+        )
+        table.rows.append([m, q, len(members), pct(changed), pct(relies), drop])
+    return table
+
+
+def calibration_table(runs: Mapping[str, Sequence[QuestionResult]]) -> Table | None:
+    """Accuracy beside the mean confidence (chosen letter's preference) and the expected calibration error."""
+    table = Table(
+        "calibration",
+        "Calibration of the option preference",
+        ["run", "n", "accuracy (%)", "mean confidence (%)", "ECE (pp, 10 bins)"],
+        note=(
+            "Confidence: the chosen letter's preference among the options at the answer position (softmax over "
+            "the options' letters), not a probability of being right unless the ECE is small."
+        ),
+    )
+    for name, results in runs.items():
+        scored = [r for r in results if r.option_probabilities and r.answer in r.option_probabilities]
+        if not scored:
+            continue
+        confidences = [r.option_probabilities[r.answer] for r in scored]
+        correct = [r.correct for r in scored]
+        table.rows.append(
+            [
+                name,
+                len(scored),
+                pct(sum(correct) / len(scored)),
+                pct(statistics.fmean(confidences)),
+                pct(expected_calibration_error(confidences, correct)),
+            ]
+        )
+    return table if table.rows else None
+
+
 def build_report(
     runs: Mapping[str, Sequence[QuestionResult]],
     reference: Mapping[str, Any] | None = None,
@@ -452,8 +518,6 @@ def build_report(
             if modalities and question_types
             else None,
         )
-    from train.eval.evidence import calibration_table, reliance_table
-
     calibration = calibration_table(runs)
     if calibration is not None:
         add(calibration)
