@@ -7,10 +7,11 @@
 For each repeat, on one 384 px picture and a four-option question: the answer (greedy, forced to
 ``--tokens`` new tokens, as ``medr1_app.generation.stream_text`` makes it), then the evidence on that
 response (``train.evidence.compute_evidence``): the map and option preference (one forward pass over
-prompt + response) and the image-reliance check (a greedy answer on grey, up to ``--tokens`` tokens, and
-one forward pass). Random weights never close ``</answer>``, so the response is a fixed well-formed one
-of ``--tokens`` tokens and the reliance answer runs to the limit: the worst case. Medians are printed,
-and each stage as a multiple of the answer's own time.
+prompt + response), the image-reliance check (a greedy answer on grey, up to ``--tokens`` tokens, and
+one forward pass) and the optional relevancy map (one forward and one backward pass). Random weights
+never close ``</answer>``, so the response is a fixed well-formed one of ``--tokens`` tokens and the
+reliance answer runs to the limit: the worst case. Medians are printed, and each stage as a multiple of
+the answer's own time.
 """
 
 from __future__ import annotations
@@ -74,13 +75,15 @@ def main(argv: list[str] | None = None) -> int:
         ids = response_ids(processor.tokenizer, args.tokens)
         text = processor.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
         inputs = processor(text=[text], images=[picture], return_tensors="pt").to(args.device)
-        times: dict[str, list[float]] = {"answer": [], "map_and_preference": [], "image_reliance": []}
+        times: dict[str, list[float]] = {"answer": [], "map_and_preference": [], "image_reliance": [], "relevancy": []}
         for repeat in range(args.repeats + 1):  # the first round warms up and is not counted
             tick = time.perf_counter()
             with torch.inference_mode():
                 model.generate(**inputs, max_new_tokens=args.tokens, min_new_tokens=args.tokens, **sampling_kwargs(0.0))
             answer = time.perf_counter() - tick
-            evidence = compute_evidence(model, processor, [picture], messages, OPTIONS, ids, max_new_tokens=args.tokens)
+            evidence = compute_evidence(
+                model, processor, [picture], messages, OPTIONS, ids, max_new_tokens=args.tokens, relevancy=True
+            )
             if repeat:
                 times["answer"].append(answer)
                 for stage, seconds in evidence.seconds.items():

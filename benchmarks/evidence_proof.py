@@ -12,7 +12,8 @@ prints:
    a seed neither run trained on), the map's mass inside the blob's box divided by the box's share of
    the picture (1.0 = no better than a uniform map), for the trained model and for the warm-up model
    before GRPO, for each query (the position writing the letter, or the whole answer block) and layer
-   range. Goal: 2.5 or more for the trained model with the shipped default.
+   range, and the same for the gradient × attention relevancy map. Goal: 2.5 or more for the trained
+   model with the shipped default.
 2. **Image reliance**: on the run's 200 held-out questions (real pictures), the share of answers that
    change when each picture is replaced by grey of the same size, and the chosen letter's mean
    preference drop; for the trained, warm-up and blank-image models. Goal: >= 90 % trained, about 0 %
@@ -93,6 +94,7 @@ def ask(sample, bounds: PixelBounds, style: str):
 def map_scores(model, processor, questions, bounds, style: str, max_new_tokens: int) -> dict:
     """Mean box ratio per (query, layers); questions without an option letter are counted and skipped."""
     ratios: dict[str, list[float]] = {f"{q} {layers}": [] for q in QUERY_CHOICES for layers in LAYER_CHOICES}
+    ratios.update({f"relevancy {layers}": [] for layers in LAYER_CHOICES})
     skipped, seconds = 0, []
     for sample, box in questions:
         picture, messages = ask(sample, bounds, style)
@@ -115,6 +117,12 @@ def map_scores(model, processor, questions, bounds, style: str, max_new_tokens: 
                     ratios[f"{query} {layers}"].append(evidence.maps[0].box_ratio(box))
                     if query == "letter" and layers == "late":
                         seconds.append(evidence.seconds["map_and_preference"])
+            for layers in LAYER_CHOICES:  # gradient x attention, at the letter's position
+                evidence = compute_evidence(
+                    model, processor, [picture], messages, sample.options, ids,
+                    layers=layers, reliance=False, relevancy=True, prompt_style=style,
+                )  # fmt: skip
+                ratios[f"relevancy {layers}"].append(evidence.relevancy_maps[0].box_ratio(box))
         except EvidenceError:
             skipped += 1
     return {

@@ -25,6 +25,8 @@ class AskTab:
     """Under the viewer: the attention map's switch and opacity (shown once an answer has a map)."""
     show_map: gr.Checkbox
     opacity: gr.Slider
+    map_method: gr.Radio
+    """Attention or relevancy (gradient × attention), when the relevancy map was asked for."""
     window: gr.Dropdown
     center: gr.Slider
     width: gr.Slider
@@ -53,6 +55,7 @@ class AskTab:
     samples_view: gr.HTML
     evidence_view: gr.HTML
     evidence_on: gr.Checkbox
+    relevancy_on: gr.Checkbox
     model_section: gr.Accordion
     model: gr.Dropdown
     model_status: gr.HTML

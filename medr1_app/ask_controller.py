@@ -173,6 +173,7 @@ class AskController:
             tab.result: None,
             tab.evidence_view: evidence_panel.EMPTY,
             tab.map_row: gr.update(visible=False),
+            tab.map_method: gr.update(visible=False, value="attention"),
         }
 
     def _viewer(self, study: Study, picture: Image.Image) -> dict:
@@ -451,11 +452,11 @@ class AskController:
             return {}
         return {tab.rationale: render.sample_rationale(turn.progress, index)}
 
-    def on_map(self, conversation: Conversation | None, show: bool, opacity: float) -> dict:
-        """The map's switch or opacity moved: redraw the viewer from the kept evidence (no model call)."""
+    def on_map(self, conversation: Conversation | None, show: bool, opacity: float, method: str = "attention") -> dict:
+        """The map's switch, opacity or kind changed: redraw the viewer from the kept evidence (no model call)."""
         tab = self.tab
         assert tab is not None
-        picture = evidence_panel.overlay(conversation, bool(show), float(opacity))
+        picture = evidence_panel.overlay(conversation, bool(show), float(opacity), method or "attention")
         return {tab.viewer: picture} if picture is not None else {}
 
     # -- asking ------------------------------------------------------------------------------------
@@ -470,13 +471,14 @@ class AskController:
         loaded = self.ctx.manager.get(key)
         yield from answer(loaded, picture, prompt, options, settings, stop, stream_fn=self.ctx.stream_fn)
 
-    def _evidence_impl(self, key, conversation, turn, should_stop):
+    def _evidence_impl(self, key, conversation, turn, should_stop, relevancy=False):
         loaded = self.ctx.manager.get(key)
-        yield from self.ctx.evidence_fn(loaded, conversation, turn, should_stop)
+        yield from self.ctx.evidence_fn(loaded, conversation, turn, should_stop, relevancy=relevancy)
 
     def _explain(
-        self, key: str, conversation: Conversation, turn: Turn, stop, show_map: bool, opacity: float
-    ) -> Generator[dict, None, str]:
+        self, key: str, conversation: Conversation, turn: Turn, stop, show_map: bool, opacity: float,
+        relevancy: bool = False, method: str = "attention",
+    ) -> Generator[dict, None, str]:  # fmt: skip
         """After the answer: the Evidence panel stage by stage and the map on the viewer; returns the
         panel's final HTML."""
         tab = self.tab
@@ -484,15 +486,23 @@ class AskController:
         should_stop = (lambda: False) if stop is None else stop.is_set
         evidence = None
         try:
-            for evidence in self._evidence(key, conversation, turn, should_stop):
+            for evidence in self._evidence(key, conversation, turn, should_stop, relevancy):
                 turn.evidence = evidence
-                next_step = "" if evidence.complete else "Asking again on a grey picture (image reliance)…"
+                next_step = ""
+                if not evidence.complete:
+                    next_step = (
+                        "Asking again on a grey picture (image reliance)…"
+                        if evidence.reliance is None
+                        else "Computing the relevancy map (gradient × attention)…"
+                    )
+                single = bool(evidence.maps) and not conversation.slices
                 update = {
                     tab.evidence_view: evidence_panel.evidence_html(evidence, conversation, working=next_step),
-                    tab.map_row: gr.update(visible=bool(evidence.maps) and not conversation.slices),
+                    tab.map_row: gr.update(visible=single),
+                    tab.map_method: gr.update(visible=single and bool(evidence.relevancy_maps)),
                 }
-                if show_map and evidence.maps and not conversation.slices:
-                    update[tab.viewer] = evidence_panel.overlay(conversation, True, opacity)
+                if show_map and single:
+                    update[tab.viewer] = evidence_panel.overlay(conversation, True, opacity, method)
                 yield update
         except EvidenceError as exc:
             return evidence_panel.evidence_html(None, conversation, error=str(exc))
@@ -510,7 +520,8 @@ class AskController:
         question: str, option_count: int, a: str, b: str, c: str, d: str, e: str, f: str,
         temperature: float, top_p: float, max_new_tokens: int, style: str, seed: float, samples: int,
         prompt_name: str | None, slices_to_ask: int | None, evidence_on: bool = True, show_map: bool = True,
-        opacity: float = DEFAULT_OPACITY, request: gr.Request = None,
+        opacity: float = DEFAULT_OPACITY, relevancy_on: bool = False, map_method: str = "attention",
+        request: gr.Request = None,
     ) -> Iterator[dict]:  # fmt: skip
         """The first question about the picture shown (or N evenly spaced slices): a new conversation."""
         try:
@@ -521,7 +532,7 @@ class AskController:
         yield from self._answer_turn(
             None, study, model_key, preset, center, width, frame, question, options,
             (temperature, top_p, max_new_tokens, style, seed, samples, prompt_name), request, slices_to_ask,
-            (evidence_on, show_map, opacity),
+            (evidence_on, show_map, opacity, relevancy_on, map_method),
         )  # fmt: skip
 
     def follow_up(
@@ -530,7 +541,7 @@ class AskController:
         width: float, frame: int, question: str, option_lines: str,
         temperature: float, top_p: float, max_new_tokens: int, style: str, seed: float, samples: int,
         prompt_name: str | None, evidence_on: bool = True, show_map: bool = True, opacity: float = DEFAULT_OPACITY,
-        request: gr.Request = None,
+        relevancy_on: bool = False, map_method: str = "attention", request: gr.Request = None,
     ) -> Iterator[dict]:  # fmt: skip
         """A further question about the same picture, asked with the conversation before it."""
         if conversation is None or not conversation.turns:
@@ -544,7 +555,7 @@ class AskController:
         yield from self._answer_turn(
             conversation, study, model_key, preset, center, width, frame, question, options,
             (temperature, top_p, max_new_tokens, style, seed, samples, prompt_name), request, 1,
-            (evidence_on, show_map, opacity),
+            (evidence_on, show_map, opacity, relevancy_on, map_method),
         )  # fmt: skip
 
     def _unfinished(self, conversation: Conversation | None) -> dict:
@@ -566,7 +577,7 @@ class AskController:
         self, conversation: Conversation | None, study: Study | None, model_key: str | None, preset: str,
         center: float, width: float, frame: int, question: str, options: list[str] | None,
         generation: tuple, request: gr.Request, slices_to_ask: int | None = 1,
-        evidence: tuple = (True, True, DEFAULT_OPACITY),
+        evidence: tuple = (True, True, DEFAULT_OPACITY, False, "attention"),
     ) -> Iterator[dict]:  # fmt: skip
         tab = self.tab
         assert tab is not None
@@ -581,6 +592,7 @@ class AskController:
                 return
             temperature, top_p, max_new_tokens, style, seed, samples, prompt_name = generation
             evidence_on, show_map, opacity = bool(evidence[0]), bool(evidence[1]), float(evidence[2])
+            relevancy_on, map_method = bool(evidence[3]), str(evidence[4] or "attention")
             settings = GenerationSettings(
                 float(temperature), float(top_p), int(max_new_tokens), style, int(seed or 0), int(samples),
                 prompt_name or self._prompt_of(key),
@@ -624,6 +636,7 @@ class AskController:
                 tab.downloads: None,
                 tab.evidence_view: evidence_panel.EMPTY,
                 tab.map_row: gr.update(visible=False),
+                tab.map_method: gr.update(visible=False),
                 tab.ask_status: render.status_html(working, "info"),
                 **self._model_updates(key),
                 tab.result: None,
@@ -658,6 +671,7 @@ class AskController:
             def finished(evidence_html: str) -> dict:
                 """The whole answered screen (API callers read the last update of each output)."""
                 nonlocal export_dir
+                has_map = turn.evidence is not None and bool(turn.evidence.maps) and not conversation.slices
                 if export_dir is not None:  # an earlier export of this answer, before its evidence
                     shutil.rmtree(export_dir, ignore_errors=True)
                 files = write_export(record)
@@ -685,6 +699,8 @@ class AskController:
                     tab.followup: "",
                     tab.followup_options: "",
                     tab.evidence_view: evidence_html,
+                    tab.map_row: gr.update(visible=has_map),
+                    tab.map_method: gr.update(visible=has_map and bool(turn.evidence.relevancy_maps)),
                 }
 
             if not (evidence_on and options and not progress.stopped and not stop.is_set()):
@@ -692,7 +708,9 @@ class AskController:
                 return
             working = "Reading the evidence: attention map and option preference…"
             yield finished(evidence_panel.evidence_html(None, conversation, working=working))
-            panel = yield from self._explain(key, conversation, turn, stop_arg, show_map, opacity)
+            panel = yield from self._explain(
+                key, conversation, turn, stop_arg, show_map, opacity, relevancy_on, map_method
+            )
             yield finished(panel)
         except (ValueError, ModelLoadError) as exc:  # ImagingError is a ValueError
             yield {**self._ask_error(str(exc)), **self._unfinished(conversation)}

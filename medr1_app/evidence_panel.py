@@ -22,7 +22,9 @@ from .render import esc
 ABOUT = (
     "<b>Attention map</b>: how the position that writes the answer letter spread its attention over the "
     "picture (mean over heads, later half of the layers; one cell per 28 × 28 px the model reads). Attention "
-    "is not an explanation: a bright cell was attended to, which does not mean it caused the answer. "
+    "is not an explanation: a bright cell was attended to, which does not mean it caused the answer. The "
+    "optional <b>relevancy map</b> weighs each attention weight by the gradient of the answer letter's score "
+    "(gradient × attention, LVLM-Interpret's method): closer to what mattered, still not a cause. "
     "<b>Option preference</b>: the softmax over the option letters at the answer, the model's ranking of the "
     "options, not a probability of being right. <b>Image reliance</b>: the same question on a uniform grey "
     "picture of the same size; an answer that survives it was not read from the image."
@@ -40,9 +42,14 @@ def turn_messages(conversation: Conversation, turn: Turn) -> list[dict]:
 
 
 def run_evidence(
-    loaded: LoadedModel, conversation: Conversation, turn: Turn, should_stop: Callable[[], bool]
+    loaded: LoadedModel,
+    conversation: Conversation,
+    turn: Turn,
+    should_stop: Callable[[], bool],
+    relevancy: bool = False,
 ) -> Iterator[Evidence]:
-    """Evidence for ``turn``'s reply, stage by stage (see ``train.evidence.iter_evidence``)."""
+    """Evidence for ``turn``'s reply, stage by stage (see ``train.evidence.iter_evidence``); ``relevancy``
+    adds the gradient × attention map as a last stage."""
     sample = turn.reply_sample
     if sample is None or not turn.options:
         raise EvidenceError("Evidence is read at an option letter: this question has no options.")
@@ -60,17 +67,22 @@ def run_evidence(
         prompt_style=turn.settings.prompt_style,
         prompt=turn.settings.prompt,
         should_stop=should_stop,
+        relevancy=relevancy,
     )
 
 
-def overlay(conversation: Conversation | None, show: bool, opacity: float) -> Image.Image | None:
-    """The viewer's picture: with the latest turn's map on it when asked for and there is one."""
+def overlay(
+    conversation: Conversation | None, show: bool, opacity: float, method: str = "attention"
+) -> Image.Image | None:
+    """The viewer's picture: with the latest turn's map (attention, or relevancy where computed) on it
+    when asked for and there is one."""
     if conversation is None:
         return None
     evidence = conversation.last.evidence if conversation.last else None
     if not show or evidence is None or not evidence.maps or conversation.slices:
         return conversation.picture
-    return evidence.maps[0].overlay(conversation.picture, float(opacity))
+    maps = evidence.relevancy_maps if method == "relevancy" and evidence.relevancy_maps else evidence.maps
+    return maps[0].overlay(conversation.picture, float(opacity))
 
 
 def _bars(evidence: Evidence, options: tuple[str, ...]) -> str:
@@ -100,10 +112,16 @@ def _map_line(evidence: Evidence, conversation: Conversation) -> str:
         else "on the picture (the switch under it turns it off)"
     )
     share = sum(m.image_share or 0 for m in evidence.maps)
-    return (
+    line = (
         f"<b>Attention map</b> ({layers}, mean over heads): {where}. {100 * share:.0f}% of the answer position's "
         f"attention went to the picture."
     )
+    if evidence.relevancy_maps:
+        line += (
+            " A <b>relevancy map</b> (gradient × attention: the attention that moved the letter's score) is there "
+            + ("too, in the export." if conversation.slices else "too: choose it under the picture.")
+        )
+    return line
 
 
 def _which_sample(conversation: Conversation | None) -> str:

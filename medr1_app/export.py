@@ -221,6 +221,9 @@ def write_export(
         for index, evidence_map, picture in zip(indices, latest.evidence.maps, pictures, strict=False):
             maps.append(folder / ("attention-map.png" if index is None else f"attention-map-{index:04d}.png"))
             maps[-1].write_bytes(evidence_map.png_bytes(picture))
+        for index, evidence_map, picture in zip(indices, latest.evidence.relevancy_maps, pictures, strict=False):
+            maps.append(folder / ("relevancy-map.png" if index is None else f"relevancy-map-{index:04d}.png"))
+            maps[-1].write_bytes(evidence_map.png_bytes(picture))
     as_json = folder / "answer.json"
     as_json.write_text(json.dumps(data, indent=2, ensure_ascii=False))
     as_md = folder / "answer.md"

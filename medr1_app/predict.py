@@ -1,6 +1,6 @@
 """One question about one image in one call: the app's ``/predict`` endpoint and the same as a Python function.
 
-Programs should not have to drive the screen (``/open`` then ``/ask`` with 22 positional values): they send
+Programs should not have to drive the screen (``/open`` then ``/ask`` with 24 positional values): they send
 the image, the question, its options and a dict of settings, and get back the answer record, the same JSON
 document the Ask tab's export holds. Nothing is kept between calls.
 
@@ -38,7 +38,7 @@ from .viewer import view_record
 
 # Settings a caller may give besides the generation settings: which model, and how the picture is shown.
 PICTURE_KEYS = ("frame", "slice", "window", "series", "view")
-SETTING_KEYS = tuple(f.name for f in fields(GenerationSettings)) + PICTURE_KEYS + ("model", "evidence")
+SETTING_KEYS = tuple(f.name for f in fields(GenerationSettings)) + PICTURE_KEYS + ("model", "evidence", "relevancy")
 
 
 def _settings(settings: dict[str, Any] | None, spec: ModelSpec) -> GenerationSettings:
@@ -68,7 +68,8 @@ def predict(
     (a preset name or "CENTRE,WIDTH"), series (which series of a ZIP, or volume of a 4-D NIfTI), view
     (axial, coronal or sagittal, for a NIfTI volume), model (a registry key, a folder, or
     owner/repo[:folder]) and evidence (default true: ``record["evidence"]`` holds the attention map, the
-    option preference and the image-reliance check, see ``train.evidence``; false skips them).
+    option preference and the image-reliance check, see ``train.evidence``; false skips them) and relevancy
+    (default false: also the gradient × attention map).
     Raises ``ValueError`` (including the imaging errors) for bad input and ``ModelLoadError`` when the
     model cannot be loaded, with messages fit to show.
     """
@@ -99,7 +100,9 @@ def predict(
     record = record_dict(AskRecord(loaded.spec, conversation))
     if options and given.get("evidence", True) and turn.progress is not None:
         try:
-            for evidence in run_evidence(loaded, conversation, turn, lambda: False):
+            for evidence in run_evidence(
+                loaded, conversation, turn, lambda: False, relevancy=bool(given.get("relevancy"))
+            ):
                 turn.evidence = evidence
             record = record_dict(AskRecord(loaded.spec, conversation))
         except EvidenceError as exc:  # no letter to explain: the answer stands, the record says why

@@ -8,7 +8,7 @@ conversation about it, with a time to live) and nowhere else.
 
 API (for ``gradio_client``): ``/predict`` (image file, question, options, settings: one call, no earlier
 call needed; see :mod:`medr1_app.predict`) and ``/stop``. The screen's own events ``/open`` (a file) and
-``/ask`` (the screen's 22 values) stay callable: ``/ask`` answers about the image ``/open`` loaded into
+``/ask`` (the screen's 24 values) stay callable: ``/ask`` answers about the image ``/open`` loaded into
 the same session, and ``/follow_up`` (undocumented) asks the next question of that session's conversation.
 """
 
@@ -79,12 +79,17 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
             viewer_info = gr.Markdown(NO_IMAGE, elem_id="medr1-viewer-info")
             with gr.Row(visible=False, elem_id="medr1-map-row", equal_height=True) as map_row:
                 show_map = gr.Checkbox(
-                    value=True, label="Show where the answer looked (attention map)", elem_id="medr1-show-map",
+                    value=True, label="Show where the answer looked (map)", elem_id="medr1-show-map",
                     min_width=200,
                 )  # fmt: skip
                 opacity = gr.Slider(
                     0, 1, value=DEFAULT_OPACITY, step=0.05, label="Map opacity", elem_id="medr1-map-opacity"
                 )
+            map_method = gr.Radio(
+                [("Attention", "attention"), ("Relevancy (gradient × attention)", "relevancy")],
+                value="attention", label="Map", visible=False, elem_id="medr1-map-method",
+                elem_classes="medr1-inline",
+            )  # fmt: skip
             with gr.Row(elem_id="medr1-window-row"):
                 window = gr.Dropdown(
                     choices=window_choices(None), value=DEFAULT, label="Window", interactive=False,
@@ -221,6 +226,10 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
                     label="Evidence after each answer: attention map, option preference, and the same question on "
                     "a grey picture (costs about one more answer)",
                 )  # fmt: skip
+                relevancy_on = gr.Checkbox(
+                    value=False, elem_id="medr1-relevancy-on",
+                    label="Also a relevancy map (gradient × attention, as LVLM-Interpret; one backward pass more)",
+                )  # fmt: skip
             with gr.Accordion("Downloads (after an answer)", open=False) as downloads_section:
                 downloads = gr.File(
                     label="The picture shown, and the questions, reasoning, answers and settings (JSON, Markdown)",
@@ -233,7 +242,8 @@ def build_ask_tab(ctx: AppContext) -> AskTab:
     tab = AskTab(
         study=study, listing=listing, conversation=conversation, banner=banner, upload=upload,
         upload_status=upload_status, viewer=viewer, viewer_info=viewer_info, map_row=map_row, show_map=show_map,
-        opacity=opacity, evidence_view=evidence_view, evidence_on=evidence_on, window=window, center=center,
+        opacity=opacity, map_method=map_method, evidence_view=evidence_view, evidence_on=evidence_on,
+        relevancy_on=relevancy_on, window=window, center=center,
         width=width, frame=frame, series=series, view=view, slices_to_ask=slices_to_ask, slices_note=slices_note,
         metadata=metadata, examples_section=examples_section, gallery=gallery, question=question,
         option_count=option_count, option_boxes=option_boxes, ask_button=ask_button, stop_button=stop_button,
@@ -254,7 +264,7 @@ def _wire(ctx: AppContext, tab: AskTab, controller: AskController, refresh: gr.B
     answer_parts = [
         tab.answer, tab.rationale, tab.samples_view, tab.sample_picker, tab.downloads, tab.downloads_section,
         tab.ask_status, tab.conversation, tab.conversation_view, tab.followup_group, tab.result, tab.evidence_view,
-        tab.map_row,
+        tab.map_row, tab.map_method,
     ]  # fmt: skip
     # /open's outputs keep their historical order for API callers (viewer, status, metadata, window, centre,
     # width, frame, upload box); the screen's other parts follow. The State output is not sent to clients.
@@ -335,7 +345,7 @@ def _wire(ctx: AppContext, tab: AskTab, controller: AskController, refresh: gr.B
         controller.show_sample, [tab.conversation, tab.sample_picker], [tab.rationale], api_visibility="private"
     )
     generation = [tab.temperature, tab.top_p, tab.max_new_tokens, tab.style, tab.seed, tab.samples, tab.prompt]
-    evidence = [tab.evidence_on, tab.show_map, tab.opacity]
+    evidence = [tab.evidence_on, tab.show_map, tab.opacity, tab.relevancy_on, tab.map_method]
     ask_inputs = [
         *view_inputs, tab.question, tab.option_count, *tab.option_boxes, *generation, tab.slices_to_ask, *evidence,
     ]  # fmt: skip
@@ -345,7 +355,7 @@ def _wire(ctx: AppContext, tab: AskTab, controller: AskController, refresh: gr.B
         tab.viewer, tab.answer, tab.rationale, tab.samples_view, tab.downloads, tab.ask_status, tab.banner,
         tab.model_status, tab.result, tab.viewer_info, tab.sample_picker, tab.downloads_section, tab.model_section,
         tab.conversation, tab.conversation_view, tab.followup_group, tab.followup, tab.followup_options,
-        tab.evidence_view, tab.map_row,
+        tab.evidence_view, tab.map_row, tab.map_method,
     ]  # fmt: skip
     gpu = {"concurrency_id": ctx.gpu_concurrency_id, "concurrency_limit": 1, "show_progress": "minimal"}
     ask_event = tab.ask_button.click(controller.arm, None, None, queue=False, api_visibility="private").then(
@@ -360,10 +370,10 @@ def _wire(ctx: AppContext, tab: AskTab, controller: AskController, refresh: gr.B
                 controller.follow_up, followup_inputs, ask_outputs, **visibility, **gpu
             )
         )
-    for control in (tab.show_map.input, tab.opacity.release):
+    for control in (tab.show_map.input, tab.opacity.release, tab.map_method.input):
         control(
-            controller.on_map, [tab.conversation, tab.show_map, tab.opacity], [tab.viewer], api_visibility="private",
-            **light,
+            controller.on_map, [tab.conversation, tab.show_map, tab.opacity, tab.map_method], [tab.viewer],
+            api_visibility="private", **light,
         )  # fmt: skip
     tab.stop_button.click(
         controller.stop,

@@ -95,6 +95,7 @@ def ask_args(
     evidence: bool = True,
     show_map: bool = True,
     opacity: float = DEFAULT_OPACITY,
+    relevancy: bool = False,
 ) -> list[Any]:
     """Positional arguments of the ``/ask`` endpoint, in order (``slices``: N slices asked about together;
     ``evidence``: the attention map, option preference and image-reliance check after the answer)."""
@@ -120,6 +121,8 @@ def ask_args(
         evidence,
         show_map,
         opacity,
+        relevancy,
+        "attention",
     ]
 
 
@@ -151,13 +154,15 @@ def follow_up_args(
         evidence,
         True,
         DEFAULT_OPACITY,
+        False,
+        "attention",
     ]
 
 
 # Indices of /ask's (and /follow_up's) outputs as clients see them: State outputs and layout blocks
 # (accordions, groups) are not sent to clients.
 VIEWER, ANSWER, RATIONALE, SAMPLES, DOWNLOADS, STATUS, BANNER, MODEL_STATUS, RESULT = range(9)
-VIEWER_INFO, SAMPLE_PICKER, CONVERSATION, FOLLOWUP, FOLLOWUP_OPTIONS, EVIDENCE = range(9, 15)
+VIEWER_INFO, SAMPLE_PICKER, CONVERSATION, FOLLOWUP, FOLLOWUP_OPTIONS, EVIDENCE, MAP_METHOD = range(9, 16)
 # Indices of /open's outputs, likewise (/open takes a list of files: one picture, a ZIP, a volume, or several).
 OPEN_VIEWER, OPEN_STATUS, OPEN_METADATA, OPEN_WINDOW, OPEN_CENTER, OPEN_WIDTH, OPEN_FRAME, OPEN_UPLOAD = range(8)
 OPEN_VIEWER_INFO, OPEN_SERIES, OPEN_VIEW, OPEN_SLICES, OPEN_SLICES_NOTE = range(8, 13)

@@ -435,8 +435,8 @@ def test_the_evidence_fills_in_after_the_answer_and_the_screen_stays_usable(brow
 
     gate = threading.Event()
 
-    def held_evidence(loaded, conversation, turn, should_stop):
-        for number, stage in enumerate(run_evidence(loaded, conversation, turn, should_stop)):
+    def held_evidence(loaded, conversation, turn, should_stop, relevancy=False):
+        for number, stage in enumerate(run_evidence(loaded, conversation, turn, should_stop, relevancy)):
             while number and not gate.is_set() and not should_stop():  # hold the reliance check
                 gate.wait(0.05)
             if should_stop():

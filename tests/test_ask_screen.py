@@ -16,6 +16,7 @@ from medr1_app_testkit import (
     CONVERSATION,
     DOWNLOADS,
     EVIDENCE,
+    MAP_METHOD,
     MODEL_STATUS,
     OPEN_ANSWER,
     OPEN_ASK_STATUS,
@@ -84,6 +85,20 @@ def test_a_new_upload_clears_the_answer_and_its_downloads(scripted_app, tmp_path
     opened = client.predict([handle_file(str(_png(tmp_path)))], api_name="/open")
     assert "The answer will appear here" in opened[OPEN_ANSWER] and opened[OPEN_EVIDENCE] == ""
     assert opened[OPEN_DOWNLOADS] is None and opened[OPEN_RESULT] is None and opened[OPEN_ASK_STATUS] == ""
+
+
+def test_the_relevancy_map_when_asked_for_is_exported_and_offered_under_the_picture(scripted_app):
+    _, _, url = scripted_app
+    client = _client(url)
+    client.predict([handle_file(str(CT))], api_name="/open")
+    answered = client.predict(*ask_args(relevancy=True), api_name="/ask")
+    names = sorted(Path(p).name for p in answered[DOWNLOADS])
+    assert names == ["answer.json", "answer.md", "attention-map.png", "image.png", "relevancy-map.png"]
+    record = answered[RESULT]["evidence"]
+    assert record["relevancy_map"]["method"] == "relevancy" and record["attention_map"]["method"] == "attention"
+    assert answered[MAP_METHOD]["visible"] is True and "relevancy map" in answered[EVIDENCE]
+    plain = client.predict(*ask_args(), api_name="/ask")
+    assert plain[RESULT]["evidence"]["relevancy_map"] is None and plain[MAP_METHOD]["visible"] is False
 
 
 def test_an_error_is_cleared_by_the_next_success(scripted_app):

@@ -199,3 +199,33 @@ def test_the_reliance_sentence_weighs_the_preference_not_only_the_letter():
     assert kept_but_weaker.relies and "same answer" in kept_but_weaker.sentence()
     assert reads.to_json()["relies_on_picture"] is True
     assert reads.to_json()["probability_without_read_on"] == "original response"
+
+
+def test_relevancy_is_gradient_times_attention_as_eager_attention_gives_it(tiny):
+    """The relevancy map's per-layer scores equal (A * dA).clamp(0) read from eager attention with autograd."""
+    from train.evidence.compute import _relevancy
+
+    model, processor = tiny
+    picture, messages, ids = _ask(processor, (112, 84))
+    full = _with_response(_prompt_inputs(processor, [picture], messages, "cpu"), ids)
+    position = find_answer(processor.tokenizer, ids, OPTIONS)
+    predicting = full["input_ids"].shape[1] - len(ids) + position.letter_index - 1
+    token = ids[position.letter_index]
+    ours = _relevancy(model, full, [predicting], predicting, token)
+    model.set_attn_implementation("eager")
+    try:
+        with torch.enable_grad():
+            out = model(**full, output_attentions=True)
+            for weights in out.attentions:
+                weights.retain_grad()
+            out.logits[0, predicting, token].backward()
+    finally:
+        model.set_attn_implementation("sdpa")
+        model.zero_grad(set_to_none=True)
+    for layer, weights in enumerate(out.attentions):
+        expected = (weights * weights.grad).clamp(min=0)[0][:, [predicting]].float()
+        torch.testing.assert_close(ours[layer], expected, atol=1e-6, rtol=1e-4)
+    assert any(float(ours[layer].sum()) > 0 for layer in ours)
+    evidence = compute_evidence(model, processor, [picture], messages, OPTIONS, ids, reliance=False, relevancy=True)
+    assert evidence.relevancy_maps[0].method == "relevancy" and evidence.relevancy_maps[0].grid == (3, 4)
+    assert evidence.to_record()["relevancy_map"]["method"] == "relevancy"

@@ -155,7 +155,8 @@ def capture(model_dir: Path, out: Path) -> None:
 
 def capture_evidence(run: Path, out: Path) -> None:
     """``ask-evidence.png``: the learning proof's grounding model (it reads pixels) on a held-out picture
-    whose blob is off-centre, its attention map on the viewer and the Evidence panel filled in."""
+    whose blob is off-centre, its attention map on the viewer and the Evidence panel filled in (with the
+    relevancy map asked for too, so the panel offers it)."""
     import json
 
     from playwright.sync_api import sync_playwright
@@ -180,6 +181,9 @@ def capture_evidence(run: Path, out: Path) -> None:
             page.locator("#medr1-question textarea").fill(record["question"])
             for letter, option in zip("ABCD", record["options"], strict=True):
                 page.locator(f"#medr1-option-{letter} input").fill(option)
+            page.get_by_text("Generation settings").click()
+            page.locator("#medr1-relevancy-on input[type=checkbox]").check()
+            page.get_by_text("Generation settings").click()
             page.locator("#medr1-ask").click()
             page.wait_for_selector(EVIDENCE_DONE, timeout=120_000)
             page.evaluate("window.scrollTo(0, 0)")

@@ -25,13 +25,21 @@ IMPLEMENTATION = "medr1_attention_rows"
 
 
 class RowRecorder:
-    """Collects, per decoder layer, the attention weights of ``rows`` (heads × rows × keys)."""
+    """Collects, per decoder layer, the attention weights of ``rows`` (heads × rows × keys).
 
-    def __init__(self, rows: Sequence[int]):
+    With ``gradients=True`` the recorded rows *are* the layer's attention for those rows: their outputs
+    are recomputed from the recorded weights (``weights @ values``, equal to SDPA's) and the weights keep
+    their gradient, so a backward pass from the answer's logit gives each weight's full derivative
+    (``leaves``, as eager attention's weights would), which gradient × attention needs.
+    """
+
+    def __init__(self, rows: Sequence[int], gradients: bool = False):
         self.rows = torch.as_tensor(list(rows), dtype=torch.long)
+        self.gradients = gradients
         self.layers: dict[int, torch.Tensor] = {}
+        self.leaves: dict[int, torch.Tensor] = {}
 
-    def record(self, module: Any, query: torch.Tensor, key: torch.Tensor, mask: Any, scaling: float | None) -> None:
+    def weights(self, module: Any, query: torch.Tensor, key: torch.Tensor, mask: Any, scaling: float | None):
         rows = self.rows.to(query.device)
         keys = repeat_kv(key, getattr(module, "num_key_value_groups", 1))[0].float()  # heads × L × d
         queries = query[0, :, rows].float()  # heads × rows × d
@@ -44,8 +52,25 @@ class RowRecorder:
         else:  # no mask tensor: plain causal attention over one unpadded sequence
             causal = torch.arange(length, device=scores.device)[None, :] > rows[:, None]
             scores = scores.masked_fill(causal[None], float("-inf"))
+        return torch.softmax(scores, dim=-1)
+
+    def record(self, module: Any, query, key, value, mask: Any, scaling: float | None, output: torch.Tensor):
+        """Keep this layer's rows; with gradients, route the rows' output through them (returns the output)."""
         index = int(getattr(module, "layer_idx", len(self.layers)))
-        self.layers[index] = torch.softmax(scores, dim=-1).cpu()
+        if not self.gradients:
+            with torch.no_grad():
+                self.layers[index] = self.weights(module, query, key, mask, scaling).cpu()
+            return output
+        weights = self.weights(module, query, key, mask, scaling)
+        self.layers[index] = weights.detach().cpu()
+        if weights.requires_grad:
+            weights.retain_grad()
+        self.leaves[index] = weights
+        values = repeat_kv(value, getattr(module, "num_key_value_groups", 1))[0]  # heads × L × d
+        rows_out = (weights.to(values.dtype) @ values).transpose(0, 1)  # rows × heads × d
+        output = output.clone()
+        output[0, self.rows.to(output.device)] = rows_out.to(output.dtype)
+        return output
 
 
 _ACTIVE: contextvars.ContextVar[RowRecorder | None] = contextvars.ContextVar("medr1_row_recorder", default=None)
@@ -55,7 +80,7 @@ def _attention_with_rows(module, query, key, value, attention_mask, **kwargs):
     output, _ = sdpa_attention_forward(module, query, key, value, attention_mask, **kwargs)
     recorder = _ACTIVE.get()
     if recorder is not None and query.shape[2] > 1:
-        recorder.record(module, query, key, attention_mask, kwargs.get("scaling"))
+        output = recorder.record(module, query, key, value, attention_mask, kwargs.get("scaling"), output)
     return output, None
 
 
@@ -70,14 +95,14 @@ def text_config(model: Any) -> Any:
 
 
 @contextlib.contextmanager
-def recording_rows(model: Any, rows: Sequence[int]) -> Iterator[RowRecorder]:
+def recording_rows(model: Any, rows: Sequence[int], gradients: bool = False) -> Iterator[RowRecorder]:
     """Within the block, forward passes record the attention of ``rows`` in every text decoder layer.
 
     The vision tower keeps its own implementation (its config is a separate object).
     """
     config = text_config(model)
     previous = config._attn_implementation
-    recorder = RowRecorder(rows)
+    recorder = RowRecorder(rows, gradients)
     token = _ACTIVE.set(recorder)
     config._attn_implementation = IMPLEMENTATION
     try:

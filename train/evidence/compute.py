@@ -12,10 +12,12 @@ generated, so they never slow the answer down:
    answered greedily (stopping at ``</answer>``); the chosen letter's preference without the picture is
    read where that grey answer chooses its letter. An answer whose preference survives the grey picture
    was not read from the image.
+3. Optionally, the **relevancy map** (gradient × attention): the same pass with gradients, each answer-row
+   attention weight times the derivative of the chosen letter's logit with respect to it.
 
-:func:`iter_evidence` yields the evidence after each stage (map and preference first, reliance when it
-is done), and checks ``should_stop`` between stages and at every generated token, so the app can show
-the map at once and the Stop button ends the rest.
+:func:`iter_evidence` yields the evidence after each stage (map and preference first, then reliance,
+then relevancy when asked for), and checks ``should_stop`` between stages and at every generated token,
+so the app can show the map at once and the Stop button ends the rest.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from PIL import Image
 from transformers import StoppingCriteria, StoppingCriteriaList, StopStringCriteria
 
 from train.generation import sampling_kwargs
-from train.protocol import LETTERS, parse_response
+from train.protocol import parse_response
 
 from .attention import layer_count, layer_range, recording_rows
 from .maps import EvidenceMap, image_token_spans, map_from_rows, token_grid
@@ -45,7 +47,6 @@ its letter on any change of input, and a model that reads the picture may give t
 (``benchmarks/evidence_proof.py`` measured both)."""
 QUERIES = ("letter", "answer")
 """``letter``: the position that writes the answer letter; ``answer``: every position of the answer block."""
-METHODS = ("attention",)
 RELIANCE_MAX_NEW_TOKENS = 1024
 
 
@@ -121,16 +122,20 @@ class Evidence:
     """Share of the model's whole next-token probability that went to the options' letters."""
     reliance: ImageReliance | None = None
     query: str = "letter"
+    relevancy_maps: tuple[EvidenceMap, ...] = ()
+    """Gradient × attention maps, one per picture, when asked for (``relevancy=True``)."""
     seconds: dict[str, float] = field(default_factory=dict)
     complete: bool = False
 
     def to_record(self) -> dict[str, Any]:
         """``record["evidence"]`` of the answer export and of ``/predict``."""
         maps = [m.to_json() for m in self.maps]
+        relevancy = [m.to_json() for m in self.relevancy_maps]
         return {
             "letter": self.letter,
             "query": self.query,
             "attention_map": maps[0] if len(maps) == 1 else (maps or None),
+            "relevancy_map": relevancy[0] if len(relevancy) == 1 else (relevancy or None),
             "option_probabilities": None
             if self.option_probabilities is None
             else {k: round(v, 6) for k, v in self.option_probabilities.items()},
@@ -193,6 +198,7 @@ def iter_evidence(
     layers: str | Sequence[int] | None = "late",
     query: str = "letter",
     reliance: bool = True,
+    relevancy: bool = False,
     max_new_tokens: int = RELIANCE_MAX_NEW_TOKENS,
     seed: int = 0,
     prompt_style: str = "think",
@@ -204,7 +210,8 @@ def iter_evidence(
     ``pictures`` are the pictures exactly as the model received them (``train.imaging.model_picture``)
     and ``messages`` the chat the response answered (``train.protocol.build_messages`` or
     ``build_conversation``). Raises :class:`~train.evidence.positions.EvidenceError` when the response
-    has no option letter to explain.
+    has no option letter to explain. ``relevancy`` adds a last stage: the gradient × attention map (one
+    forward and one backward pass).
     """
     if query not in QUERIES:
         raise ValueError(f"query must be one of {QUERIES}, not {query!r}.")
@@ -239,45 +246,82 @@ def iter_evidence(
     )
     probabilities, mass = _letter_probabilities(logits, tokens)
     seconds["map_and_preference"] = time.perf_counter() - tick
-    evidence = Evidence(position.letter, maps, probabilities, mass, None, query, dict(seconds))
+    evidence = Evidence(position.letter, maps, probabilities, mass, query=query, seconds=dict(seconds))
     yield evidence
-    if not reliance or should_stop():
-        if not reliance:
-            yield replace(evidence, complete=True)
-        return
-
-    tick = time.perf_counter()
-    grey = _prompt_inputs(processor, grey_like(pictures), messages, device)
-    criteria = StoppingCriteriaList([StopStringCriteria(tokenizer, ["</answer>"]), _ShouldStop(should_stop)])
-    torch.manual_seed(seed)
-    with torch.inference_mode():
-        output = model.generate(
-            **grey, max_new_tokens=max_new_tokens, stopping_criteria=criteria, **sampling_kwargs(0.0)
+    if reliance:
+        if should_stop():
+            return
+        tick = time.perf_counter()
+        grey = _prompt_inputs(processor, grey_like(pictures), messages, device)
+        criteria = StoppingCriteriaList([StopStringCriteria(tokenizer, ["</answer>"]), _ShouldStop(should_stop)])
+        torch.manual_seed(seed)
+        with torch.inference_mode():
+            output = model.generate(
+                **grey, max_new_tokens=max_new_tokens, stopping_criteria=criteria, **sampling_kwargs(0.0)
+            )
+        if should_stop():
+            return
+        grey_ids = output[0, grey["input_ids"].shape[1] :].tolist()
+        text = tokenizer.decode(grey_ids, skip_special_tokens=True)
+        answer_without = parse_response(text, options, prompt_style, prompt).letter
+        # The chosen letter's preference without the picture is read where the grey answer chooses its own
+        # letter, after its own reasoning: read after the original reasoning instead, which already names the
+        # answer, a think prompt's letter would keep its preference whatever the picture. A grey answer that
+        # names no option is read on the original response.
+        read_ids, read_at, read_on = list(response_ids), position, "original response"
+        if answer_without is not None:
+            with contextlib.suppress(EvidenceError):
+                read_at, read_ids, read_on = find_answer(tokenizer, grey_ids, options), grey_ids, "own answer"
+        at = int(grey["input_ids"].shape[1]) + read_at.letter_index - 1
+        with torch.inference_mode():
+            grey_logits = model(
+                **_with_response(grey, read_ids), logits_to_keep=torch.tensor([at], device=device)
+            ).logits[0, -1]
+        without, _ = _letter_probabilities(grey_logits, letter_tokens(tokenizer, read_ids, read_at, options))
+        seconds["image_reliance"] = time.perf_counter() - tick
+        result = ImageReliance(
+            position.letter, answer_without, probabilities[position.letter], without[position.letter], text, read_on
         )
-    if should_stop():
-        return
-    grey_ids = output[0, grey["input_ids"].shape[1] :].tolist()
-    text = tokenizer.decode(grey_ids, skip_special_tokens=True)
-    answer_without = parse_response(text, options, prompt_style, prompt).letter
-    # The chosen letter's preference without the picture is read where the grey answer chooses its own
-    # letter, after its own reasoning: read after the original reasoning instead, which already names the
-    # answer, a think prompt's letter would keep its preference whatever the picture. A grey answer that
-    # names no option is read on the original response.
-    read_ids, read_at, read_on = list(response_ids), position, "original response"
-    if answer_without is not None:
-        with contextlib.suppress(EvidenceError):
-            read_at, read_ids, read_on = find_answer(tokenizer, grey_ids, options), grey_ids, "own answer"
-    at = int(grey["input_ids"].shape[1]) + read_at.letter_index - 1
-    with torch.inference_mode():
-        grey_logits = model(**_with_response(grey, read_ids), logits_to_keep=torch.tensor([at], device=device)).logits[
-            0, -1
-        ]
-    without, _ = _letter_probabilities(grey_logits, letter_tokens(tokenizer, read_ids, read_at, options))
-    seconds["image_reliance"] = time.perf_counter() - tick
-    result = ImageReliance(
-        position.letter, answer_without, probabilities[position.letter], without[position.letter], text, read_on
-    )
-    yield replace(evidence, reliance=result, seconds=dict(seconds), complete=True)
+        evidence = replace(evidence, reliance=result, seconds=dict(seconds))
+        if relevancy:
+            yield evidence
+    if relevancy:
+        if should_stop():
+            return
+        tick = time.perf_counter()
+        layer_scores = _relevancy(model, full, rows, predicting, tokens[position.letter])
+        relevancy_maps = tuple(
+            map_from_rows(layer_scores, chosen_layers, span, token_grid(grid, merge), patch * merge, "relevancy")
+            for span, grid in zip(spans, grids, strict=True)
+        )
+        seconds["relevancy"] = time.perf_counter() - tick
+        evidence = replace(evidence, relevancy_maps=relevancy_maps, seconds=dict(seconds))
+    yield replace(evidence, complete=True)
+
+
+def _relevancy(model: Any, full: dict[str, Any], rows: list[int], predicting: int, token: int) -> dict[int, Any]:
+    """Gradient × attention per layer (LVLM-Interpret's relevancy, without its rollout across layers): the
+    answer rows' attention weights times the gradient of the chosen letter's logit with respect to them,
+    negative parts dropped."""
+    frozen = [p for p in model.parameters() if p.requires_grad]
+    for parameter in frozen:  # no parameter gradients: the graph starts at the input embeddings instead
+        parameter.requires_grad_(False)
+    hook = model.get_input_embeddings().register_forward_hook(lambda module, args, out: out.requires_grad_(True))
+    device = full["input_ids"].device
+    try:
+        with torch.enable_grad(), recording_rows(model, rows, gradients=True) as recorder:
+            logits = model(**full, logits_to_keep=torch.tensor([predicting], device=device)).logits[0, -1]
+            logits[token].float().backward()
+    finally:
+        hook.remove()
+        for parameter in frozen:
+            parameter.requires_grad_(True)
+    return {
+        index: (leaf.detach() * leaf.grad).clamp(min=0).cpu()
+        if leaf.grad is not None
+        else torch.zeros_like(leaf.detach().cpu())
+        for index, leaf in recorder.leaves.items()
+    }
 
 
 def compute_evidence(*args: Any, **kwargs: Any) -> Evidence:
@@ -289,4 +333,4 @@ def compute_evidence(*args: Any, **kwargs: Any) -> Evidence:
     return last
 
 
-__all__ = ["LETTERS", "Evidence", "ImageReliance", "compute_evidence", "grey_like", "iter_evidence"]
+__all__ = ["Evidence", "ImageReliance", "compute_evidence", "grey_like", "iter_evidence"]

@@ -89,20 +89,24 @@ def letter_tokens(
     """For each option letter, the token the model would write at the answer position to choose it.
 
     The chosen letter's is the token actually written. The others: the response up to the answer
-    position with that letter appended, tokenised; the first token after the prefix. (When the chosen
-    token holds more than the letter, e.g. "B)", the other letters are read as their bare tokens: the
-    preference compares first tokens, as the issue of how a letter is spelt cannot be settled otherwise.)
+    position with that letter appended (after whatever the chosen token holds before its letter, e.g.
+    the ">" of a merged ">B"), tokenised; the first token after the prefix. The preference compares
+    these first tokens: a token that holds more after the letter ("B)") is compared as it is.
     """
     prefix_ids = [int(i) for i in response_ids[: position.letter_index]]
     prefix = tokenizer.decode(prefix_ids, skip_special_tokens=True)
     prefix_tokens = tokenizer(prefix, add_special_tokens=False)["input_ids"]
     chosen = int(response_ids[position.letter_index])
+    # A tokenizer may merge the letter with what precedes it (">B", " B"): the other letters get the same lead.
+    chosen_text = tokenizer.decode([chosen], skip_special_tokens=True)
+    at = chosen_text.upper().find(position.letter)
+    lead = chosen_text[:at] if at > 0 else ""
     tokens: dict[str, int] = {}
     for letter in LETTERS[: len(options)]:
         if letter == position.letter:
             tokens[letter] = chosen
             continue
-        with_letter = tokenizer(prefix + letter, add_special_tokens=False)["input_ids"]
+        with_letter = tokenizer(prefix + lead + letter, add_special_tokens=False)["input_ids"]
         if with_letter[: len(prefix_tokens)] == prefix_tokens and len(with_letter) > len(prefix_tokens):
             tokens[letter] = int(with_letter[len(prefix_tokens)])
         else:  # the letter merged into the prefix's last token: fall back to the letter on its own
