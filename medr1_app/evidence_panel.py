@@ -27,7 +27,7 @@ ABOUT = (
     "(gradient × attention, LVLM-Interpret's method): closer to what mattered, still not a cause. "
     "<b>Option preference</b>: the softmax over the option letters at the answer, the model's ranking of the "
     "options, not a probability of being right. <b>Image reliance</b>: the same question on a uniform grey "
-    "picture of the same size; an answer that survives it was not read from the image."
+    "picture of the same size; an answer whose preference survives it was not read from the image."
 )
 EMPTY = ""
 

@@ -216,6 +216,12 @@ def test_predict_answers_in_one_call_from_a_fresh_client(scripted_app):
     assert record["image"]["window"] == "lung" and record["image"]["kind"] == "dicom"
     assert record["model"]["tiny_random"] is True and record["options"]["A"] == "CT"
     assert "CT_small" not in str(record), "no file name travels in the record"
+    evidence = record["evidence"]  # the attention map, the option preference and the grey-picture check
+    assert evidence["letter"] == "A" and evidence["complete"] is True
+    assert evidence["attention_map"]["grid"] == [len(evidence["attention_map"]["weights"]),
+                                                 len(evidence["attention_map"]["weights"][0])]  # fmt: skip
+    assert abs(sum(evidence["option_probabilities"].values()) - 1) < 1e-4
+    assert set(evidence["image_reliance"]) >= {"answer_without_picture", "changed", "probability_without_picture"}
     refused = _client(url).predict(
         image=handle_file(str(CT)), question="Q?", settings={"temprature": 1}, api_name="/predict"
     )
