@@ -17,6 +17,15 @@ generation cost is the worst case for that length, and tokens/s counts the token
     python benchmarks/bench_training.py                                  # CPU, tiny model
     python benchmarks/bench_training.py --device cuda --random-2b        # GPU matrix (8 runs)
     python benchmarks/bench_training.py --random-2b --shrink             # CPU dry run of the 2B code path
+
+``--against DIR`` measures every configuration also in another checkout (``git worktree add DIR
+COMMIT``), alternating the two so that both see the same machine load, and prints the ratio of the
+median step times. The issue 19 comparison (full fine-tuning, 4 questions x 4 completions of 32
+tokens, beta 0.04, one thread) against the step before that work:
+
+    git worktree add /tmp/before fcc45b7
+    python benchmarks/bench_training.py --modes full --num-generations 4 --prompts-per-step 4 \
+        --threads 1 --steps 5 --warmup-steps 2 --repeats 5 --against /tmp/before
 """
 
 from __future__ import annotations
@@ -102,6 +111,7 @@ def grpo_argv(cfg: dict[str, Any], model_dir: Path, data: Path, out_dir: Path) -
         "--merge_lora_for_generation", "false" if cfg["mode"] == "lora-unmerged" else "true",
         "--gradient_checkpointing", "true" if cfg["gradient_checkpointing"] else "false",
         "--prefill_prompts_once", "true" if cfg.get("prefill_once", True) else "false",
+        "--score_completion_tokens_only", "true" if cfg.get("score_completion_only", True) else "false",
         "--logging_steps", "1",
         "--save_strategy", "no",
         "--report_to", "none",
@@ -162,6 +172,7 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
     return {
         **{k: cfg[k] for k in ("mode", "gradient_checkpointing", "num_generations", "prompts_per_step")},
         "prefill_once": cfg.get("prefill_once", True),
+        "score_completion_only": cfg.get("score_completion_only", True),
         "max_completion_length": cfg["max_completion_length"],
         "steps_measured": len(step_times),
         "step_s": step_s,
@@ -173,6 +184,53 @@ def run_one(cfg: dict[str, Any]) -> dict[str, Any]:
         "peak_rss_gib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
         "wall_s": wall,
     }
+
+
+def run_config(script: Path, cfg: dict[str, Any]) -> dict[str, Any]:
+    """One configuration in its own process (so that peak memory is its own) with ``script``'s code."""
+    proc = subprocess.run(
+        [sys.executable, str(script), "--single", json.dumps(cfg)],
+        capture_output=True,
+        text=True,
+        check=False,
+        cwd=script.parents[1],
+    )
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
+    if proc.returncode != 0 or not lines:
+        return {**cfg, "error": failure_reason(proc.stderr or proc.stdout)}
+    return json.loads(lines[-1].removeprefix("BENCH_RESULT "))
+
+
+def checkout_label(path: Path) -> str:
+    """The short commit of another checkout, for the tables (its folder name if git cannot tell)."""
+    proc = subprocess.run(["git", "-C", str(path), "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+    return proc.stdout.strip() or path.name
+
+
+def side_by_side(results: list[dict[str, Any]]) -> list[str]:
+    """Per configuration: this checkout's median s/step against the other's, and the repeat-by-repeat ratios.
+
+    Only this checkout's default variant (prompt prefilled once, completion scored only) is compared.
+    """
+    lines = []
+    keys = sorted({(r["mode"], r["gradient_checkpointing"], r["num_generations"]) for r in results})
+    for mode, checkpointing, generations in keys:
+        group = [r for r in results if (r["mode"], r["gradient_checkpointing"], r["num_generations"]) == (
+            mode, checkpointing, generations) and "error" not in r]  # fmt: skip
+        ours = {r["repeat"]: r["step_s"] for r in group
+                if r["code"] == "this" and r["prefill_once"] and r["score_completion_only"]}  # fmt: skip
+        theirs = {r["repeat"]: r["step_s"] for r in group if r["code"] != "this"}
+        paired = sorted(ours[k] / theirs[k] for k in ours.keys() & theirs.keys())
+        if not paired:
+            continue
+        other = next(r["code"] for r in group if r["code"] != "this")
+        mine, before = statistics.median(ours.values()), statistics.median(theirs.values())
+        lines.append(
+            f"{mode}, checkpointing {'on' if checkpointing else 'off'}, {generations} generations: this checkout "
+            f"{mine:.3f} s/step, {other} {before:.3f} s/step (medians of {len(ours)} and {len(theirs)}): "
+            f"{mine / before:.2f}x; paired ratios {', '.join(f'{x:.2f}' for x in paired)}"
+        )
+    return lines
 
 
 def failure_reason(output: str) -> str:
@@ -205,7 +263,15 @@ def hardware() -> str:
 
 
 def _prefill(result: dict[str, Any]) -> str:
+    if result.get("code", "this") != "this":
+        return "as that code does"
     return "once per question" if result.get("prefill_once", True) else "per completion"
+
+
+def _scored(result: dict[str, Any]) -> str:
+    if result.get("code", "this") != "this":
+        return "as that code does"
+    return "completion" if result.get("score_completion_only", True) else "every position"
 
 
 def format_table(results: list[dict[str, Any]]) -> str:
@@ -213,17 +279,20 @@ def format_table(results: list[dict[str, Any]]) -> str:
         return "-" if value is None else format(value, fmt)
 
     lines = [
-        "| mode | grad. checkpointing | prompt prefilled | num_generations | completions/step | s/step | samples/s "
-        "| generation tok/s | peak GPU GiB | peak RSS GiB |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| code | mode | grad. checkpointing | prompt prefilled | log-probs scored | num_generations "
+        "| completions/step | s/step | samples/s | generation tok/s | peak GPU GiB | peak RSS GiB |",
+        "|---|---|---|---|---|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in results:
+        head = (
+            f"| {r.get('code', 'this')} | {r['mode']} | {'on' if r['gradient_checkpointing'] else 'off'} "
+            f"| {_prefill(r)} | {_scored(r)} "
+        )
         if "error" in r:
-            lines.append(f"| {r['mode']} | {'on' if r['gradient_checkpointing'] else 'off'} "
-                         f"| {_prefill(r)} | {r['num_generations']} | - | failed: {r['error']} | | | | |")  # fmt: skip
+            lines.append(f"{head}| {r['num_generations']} | - | failed: {r['error']} | | | | |")
             continue
         lines.append(
-            f"| {r['mode']} | {'on' if r['gradient_checkpointing'] else 'off'} | {_prefill(r)} "
+            f"{head}"
             f"| {r['num_generations']} | {r['prompts_per_step'] * r['num_generations']} | {num(r['step_s'], '.3f')} "
             f"| {num(r['samples_per_s'], '.1f')} | {num(r['generation_tokens_per_s'], '.0f')} "
             f"| {num(r['peak_gpu_gib'], '.1f')} | {num(r['peak_rss_gib'], '.2f')} |"
@@ -252,6 +321,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help="each question's prompt prefilled once for its completions (on, the default) or per completion (off, "
         "as before); 'on off' measures both, alternating",
     )
+    parser.add_argument(
+        "--score-completion-only",
+        nargs="+",
+        choices=("on", "off"),
+        default=["on"],
+        help="log-prob passes project the completion tokens only (on, the default) or every position (off, TRL's "
+        "choice off CUDA); 'on off' measures both, alternating",
+    )
+    parser.add_argument(
+        "--against",
+        type=Path,
+        help="another checkout (git worktree add DIR COMMIT): every configuration runs there too, alternated",
+    )
     parser.add_argument("--repeats", type=int, default=1, help="Run every configuration this many times, alternated.")
     parser.add_argument("--num-generations", nargs="+", type=int, default=[4, 8])
     parser.add_argument("--prompts-per-step", type=int, default=None, help="Default: 4 (2B) or 8 (tiny).")
@@ -262,6 +344,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--output", type=Path, default=Path("runs/bench"), help="Models, data, results.json.")
     parser.add_argument("--single", help=argparse.SUPPRESS)  # internal: one configuration as JSON
     args = parser.parse_args(argv)
+    args.output = args.output.resolve()  # --against runs the other checkout's code from its own folder
     big = args.random_2b
     args.gradient_checkpointing = args.gradient_checkpointing or (["off", "on"] if args.device == "cuda" else ["off"])
     args.prompts_per_step = args.prompts_per_step or (4 if big else 8)
@@ -293,40 +376,42 @@ def main(argv: list[str] | None = None) -> int:
         if not (model_dir / "config.json").is_file():
             build_tiny_model(model_dir, seed=0)
         max_pixels, image_size = TINY_MAX_PIXELS, TINY_IMAGE_SIZE
+    runs = [("this", Path(__file__).resolve(), args.prefill_once, args.score_completion_only)]
+    if args.against:
+        script = args.against.resolve() / "benchmarks" / "bench_training.py"
+        if not script.is_file():
+            sys.exit(f"--against {args.against}: no benchmarks/bench_training.py there (git worktree add DIR COMMIT).")
+        runs.append((checkout_label(args.against), script, [None], [None]))
     results = []
-    dims = (args.modes, args.gradient_checkpointing, args.num_generations, args.prefill_once)
-    grid = product(range(args.repeats), *dims)
-    for repeat, mode, checkpointing, generations, prefill in grid:
-        cfg = {
-            "prefill_once": prefill == "on",
-            "repeat": repeat,
-            "mode": mode,
-            "gradient_checkpointing": checkpointing == "on",
-            "num_generations": generations,
-            "prompts_per_step": args.prompts_per_step,
-            "max_completion_length": args.max_completion_length,
-            "steps": args.steps,
-            "warmup_steps": args.warmup_steps,
-            "threads": args.threads,
-            "max_pixels": max_pixels,
-            "image_size": image_size,
-            "model_dir": str(model_dir),
-            "work_dir": str(args.output / f"{mode}-gc{checkpointing}-g{generations}-prefill{prefill}-{repeat}"),
-        }
-        print(
-            f"[bench] {mode}, checkpointing {checkpointing}, num_generations {generations}, prefill once {prefill} ...",
-            flush=True,
-        )
-        proc = subprocess.run(
-            [sys.executable, __file__, "--single", json.dumps(cfg)], capture_output=True, text=True, check=False
-        )
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("BENCH_RESULT ")]
-        if proc.returncode != 0 or not lines:
-            result = {**cfg, "error": failure_reason(proc.stderr or proc.stdout)}
-        else:
-            result = json.loads(lines[-1].removeprefix("BENCH_RESULT "))
-        results.append(result)
-        print(f"[bench] {json.dumps(result)}", flush=True)
+    for repeat, mode, checkpointing, generations in product(
+        range(args.repeats), args.modes, args.gradient_checkpointing, args.num_generations
+    ):
+        for code, script, prefills, scorings in runs:
+            for prefill, scored in product(prefills, scorings):
+                cfg = {
+                    "prefill_once": prefill != "off",
+                    "score_completion_only": scored != "off",
+                    "repeat": repeat,
+                    "mode": mode,
+                    "gradient_checkpointing": checkpointing == "on",
+                    "num_generations": generations,
+                    "prompts_per_step": args.prompts_per_step,
+                    "max_completion_length": args.max_completion_length,
+                    "steps": args.steps,
+                    "warmup_steps": args.warmup_steps,
+                    "threads": args.threads,
+                    "max_pixels": max_pixels,
+                    "image_size": image_size,
+                    "model_dir": str(model_dir),
+                    "work_dir": str(
+                        args.output / f"{code}-{mode}-gc{checkpointing}-g{generations}-p{prefill}-s{scored}-{repeat}"
+                    ),
+                }
+                print(f"[bench] {code}: {mode}, checkpointing {checkpointing}, num_generations {generations}, "
+                      f"prefill once {prefill or '-'}, completion only {scored or '-'} ...", flush=True)  # fmt: skip
+                result = {**run_config(script, cfg), "code": code, "repeat": repeat}
+                results.append(result)
+                print(f"[bench] {json.dumps(result)}", flush=True)
     record = {
         "date": datetime.date.today().isoformat(),
         "hardware": hardware(),
@@ -338,6 +423,8 @@ def main(argv: list[str] | None = None) -> int:
     (args.output / "results.json").write_text(json.dumps(record, indent=2))
     print(f"\n## GRPO training speed: {record['model']}\n\n{record['date']}; {record['hardware']}\n")
     print(format_table(results))
+    if args.against:
+        print("\n" + "\n".join(side_by_side(results)))
     return 0
 
 

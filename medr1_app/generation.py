@@ -10,7 +10,9 @@ Why these pieces:
   tokens for 20 ms at a time, so its work stays small and constant as the answer grows and does not hold
   the generating thread back.
 * Self-consistency samples are drawn together in one ``generate`` call (:func:`stream_samples`), each
-  streamed to its own text: on a GPU a step for N sequences costs about what a step for one does.
+  streamed to its own text: on a GPU a step for N sequences costs about what a step for one does. On
+  the CPU a small model decodes on one thread in the generating thread (``decode_threads``): its small
+  operations lose more to the hand-off between threads than they gain.
 * :class:`StopOnEvent` is a ``StoppingCriteria``: the Stop button sets a ``threading.Event`` and
   ``model.generate`` ends at the next token. Cancelling the Gradio event alone would only stop the
   Python generator while ``generate`` kept the GPU busy in its thread.
@@ -31,7 +33,7 @@ from PIL import Image
 from transformers import StoppingCriteria, StoppingCriteriaList
 from transformers.generation.streamers import BaseStreamer
 
-from train.generation import default_max_new_tokens, generate, sampling_kwargs
+from train.generation import decode_threads, default_max_new_tokens, generate, sampling_kwargs
 from train.protocol import DEFAULT_PROMPT, PROMPT_STYLES, build_messages, get_prompt
 
 from .models import LoadedModel
@@ -130,6 +132,8 @@ class TokenStreamer(BaseStreamer):
 
     def __init__(self) -> None:
         self.queue: queue.Queue = queue.Queue()
+        self.ended = threading.Event()
+        """Set with the end marker, so a consumer gathering tokens for a while stops waiting at once."""
         self._prompt_seen = False
 
     def put(self, value: torch.Tensor) -> None:
@@ -144,6 +148,7 @@ class TokenStreamer(BaseStreamer):
 
     def end(self) -> None:
         self.queue.put(self._END)
+        self.ended.set()
 
 
 @dataclass(frozen=True)
@@ -235,8 +240,12 @@ def stream_samples(
     streamer = TokenStreamer()
     failure: list[BaseException] = []
 
+    threads = decode_threads(loaded.model, loaded.device)
+
     def run() -> None:
         try:
+            if threads is not None:
+                torch.set_num_threads(threads)  # this thread only (see train.generation.decode_threads)
             torch.manual_seed(settings.seed)
             with torch.inference_mode():
                 generate(loaded.model, inputs, samples=count, fast=loaded.fast, streamer=streamer, **kwargs)
@@ -254,10 +263,11 @@ def stream_samples(
         while not finished:
             item = streamer.queue.get()
             # After the first text, gather tokens for at least STREAM_INTERVAL: fewer wake-ups, decodes and
-            # parses, so the consumer takes less CPU and GIL time from the generating thread.
+            # parses, so the consumer takes less CPU and GIL time from the generating thread. The wait ends
+            # early when generation does, so the last tokens are not held back.
             wait = STREAM_INTERVAL - (time.perf_counter() - yielded_at)
             if yielded_at and wait > 0 and item is not TokenStreamer._END:
-                time.sleep(wait)
+                streamer.ended.wait(wait)
             while True:  # take every step already waiting: one decode and one yield for all of them
                 if item is TokenStreamer._END:
                     finished = True

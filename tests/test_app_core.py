@@ -200,6 +200,40 @@ def test_samples_stream_together_and_are_what_batched_generate_samples(loaded):
     assert decoded == bare, "the token ids evidence reads are the ones shown"
 
 
+def test_a_small_model_decodes_on_one_thread_and_the_rest_of_the_app_keeps_its_threads(loaded, monkeypatch):
+    """On the CPU the tiny model generates on one torch thread, in the generating thread only."""
+    import torch
+
+    from medr1_app.generation import GenerationSettings, stream_samples
+    from train.generation import decode_threads
+
+    monkeypatch.delenv("OMP_NUM_THREADS", raising=False)
+    counts = []
+    real_generate = loaded.model.generate
+
+    def spy(**kwargs):
+        counts.append((threading.current_thread().name, torch.get_num_threads()))
+        return real_generate(**kwargs)
+
+    monkeypatch.setattr(loaded.model, "generate", spy)
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)  # two threads here whatever this machine's default, so the test can fail
+    picture = model_picture(Image.new("RGB", (100, 100), (200, 10, 10)), bounds=loaded.bounds)
+    settings = GenerationSettings(temperature=1.0, max_new_tokens=8, seed=5, samples=3)
+    try:
+        list(stream_samples(loaded, picture, build_prompt("Which modality?", ["CT", "MRI"]), settings))
+        assert counts == [("medr1-generate", 1)]
+        assert torch.get_num_threads() == 2, "the caller's thread count is left as it was"
+    finally:
+        torch.set_num_threads(before)
+
+    wide = type("Config", (), {"get_text_config": lambda self: type("Text", (), {"hidden_size": 1536})()})()
+    assert decode_threads(type("Model", (), {"config": wide})(), "cpu") is None, "a 2B-wide model keeps torch's"
+    assert decode_threads(loaded.model, "cuda:0") is None
+    monkeypatch.setenv("OMP_NUM_THREADS", "2")
+    assert decode_threads(loaded.model, "cpu") is None, "the user's OMP_NUM_THREADS wins"
+
+
 def test_the_fast_path_streams_the_same_greedy_text(loaded):
     from dataclasses import replace
 

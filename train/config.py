@@ -146,6 +146,13 @@ class GRPOScriptArguments(TrainingDataArguments):
             "num_generations completions (the same samples; see train/generation.py)."
         },
     )
+    score_completion_tokens_only: bool = field(
+        default=True,
+        metadata={
+            "help": "In the log-probability passes, project only the completion tokens onto the vocabulary, as "
+            "TRL does on CUDA, also on the CPU (the same numbers; see train/completion_scoring.py)."
+        },
+    )
     fast_generation: str = field(
         default="off",
         metadata={

@@ -6,9 +6,11 @@ recipe.yaml``; the model, processor, dataset and rewards built here and handed t
 ``GRPOTrainer``, with changes that save time and leave the numbers as they are: sampling with the
 LoRA adapter merged into weight copies (``train.merged_generation``), encoding each question's picture
 once for all its completions (``train.vision_dedup``), prefilling each question's prompt once for all
-its completions (``train.generation.rollouts_prefilled_once``), and, when asked, a static KV cache
-whose decode step transformers compiles (``--fast_generation``). Multi-GPU and multi-node runs are the
-same command under ``accelerate launch --config_file train/recipes/accelerate/zero2.yaml``.
+its completions (``train.generation.rollouts_prefilled_once``), projecting only the completion tokens
+onto the vocabulary in the log-probability passes, on the CPU as TRL does on CUDA
+(``train.completion_scoring``), and, when asked, a static KV cache whose decode step transformers
+compiles (``--fast_generation``). Multi-GPU and multi-node runs are the same command under
+``accelerate launch --config_file train/recipes/accelerate/zero2.yaml``.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from pathlib import Path
 import torch
 
 from train.callbacks import MetricsFileCallback, StopOnSignalCallback, read_metrics
+from train.completion_scoring import completion_tokens_only
 from train.config import GRPOScriptArguments, MedR1ModelConfig, grpo_config_classes
 from train.data import to_hf_dataset
 from train.generation import is_out_of_memory, rollouts_prefilled_once, use_fast_path
@@ -64,6 +67,7 @@ def grpo_trainer_class():
     class MedR1GRPOTrainer(GRPOTrainer):
         merge_lora_for_generation = True
         prefill_prompts_once = True
+        score_completion_tokens_only = True
 
         def _generate_single_turn(self, *args, **kwargs):
             with contextlib.ExitStack() as stack:
@@ -72,6 +76,12 @@ def grpo_trainer_class():
                 if self.prefill_prompts_once and not self.use_vllm:
                     stack.enter_context(rollouts_prefilled_once(self.model))
                 return self._generate_falling_back(*args, **kwargs)
+
+        def _get_per_token_logps_and_entropies(self, *args, **kwargs):
+            if not self.score_completion_tokens_only:
+                return super()._get_per_token_logps_and_entropies(*args, **kwargs)
+            with completion_tokens_only():
+                return super()._get_per_token_logps_and_entropies(*args, **kwargs)
 
         def _generate_falling_back(self, *args, **kwargs):
             """The static-cache (fast) path, or today's path if that fails: logged once, then kept."""
@@ -149,6 +159,7 @@ def train(
     )
     trainer.merge_lora_for_generation = script_args.merge_lora_for_generation
     trainer.prefill_prompts_once = script_args.prefill_prompts_once
+    trainer.score_completion_tokens_only = script_args.score_completion_tokens_only
     if trainer.generation_config.cache_implementation == "static":
         # TRL turns compilation off for its rollouts; the static cache is there so the decode step compiles.
         trainer.generation_config.disable_compile = False
